@@ -1,0 +1,52 @@
+# logalyse: every target creates (or reuses) its own virtualenv in .venv.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_DB ?= .demo/logalyse.duckdb
+export TERM := unknown
+
+.PHONY: all check test lint fmt demo bench bench-big clean samples
+
+all: check
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e . --group dev
+	touch $@
+
+## test: the whole test suite (what CI runs)
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest -q
+
+## lint: format check, ruff, mypy and the import-layer contracts
+lint: $(BIN)/.installed
+	$(BIN)/ruff format --check logalyse tests bench
+	$(BIN)/ruff check logalyse tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+check: lint test
+
+fmt: $(BIN)/.installed
+	$(BIN)/ruff format logalyse tests bench
+	$(BIN)/ruff check --fix logalyse tests bench
+
+## demo: import the bundled sample logs (twice: the second run adds nothing)
+demo: $(BIN)/.installed
+	rm -rf $(dir $(DEMO_DB))
+	$(BIN)/logalyse --db $(DEMO_DB) import sample_logs/access.log*
+	$(BIN)/logalyse --db $(DEMO_DB) import - < sample_logs/docker-compose.log
+	@echo "--- again: nothing is imported twice"
+	$(BIN)/logalyse --db $(DEMO_DB) import sample_logs/access.log*
+	$(BIN)/logalyse --db $(DEMO_DB) import - < sample_logs/docker-compose.log
+
+## bench: time `logalyse import` on a generated 1M-line log (written once to bench/.data)
+bench: $(BIN)/.installed
+	$(BIN)/python bench/bench.py
+
+samples: $(BIN)/.installed
+	$(BIN)/python -m logalyse.loggen --samples sample_logs
+
+clean:
+	rm -rf $(VENV) .demo bench/.data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,91 @@
+"""`make bench`: time `logalyse import` end to end on a generated log.
+
+Writes a deterministic 1M-line log once (bench/.data/access-1M.log), then runs the real
+command in a fresh process against a fresh database, several times, and prints lines/s,
+peak RSS, the time of a rerun over the already imported file, and the database size.
+
+    python bench/bench.py [--lines N] [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+DATA = HERE / ".data"
+
+
+def ensure_log(lines: int) -> Path:
+    from logalyse.loggen import write_log
+
+    path = DATA / f"access-{lines // 1000}k.log"
+    if not path.exists():
+        DATA.mkdir(parents=True, exist_ok=True)
+        print(f"writing {path} ({lines:,} lines, once)...", file=sys.stderr)
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            write_log(f, lines, seed=1, days=7)
+        tmp.rename(path)
+    return path
+
+
+def run(args: list[str]) -> tuple[float, int, int]:
+    """Run a command; return (wall seconds, peak RSS in KiB, exit code)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.stderr.close()  # type: ignore[union-attr]
+    return wall, usage.ru_maxrss, os.waitstatus_to_exitcode(status)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    log = ensure_log(args.lines)
+    exe = [sys.executable, "-m", "logalyse"]
+    imports, reruns, rss, size = [], [], [], 0
+    for _ in range(args.runs):
+        tmp = Path(tempfile.mkdtemp(prefix="logalyse-bench-"))
+        db = tmp / "bench.duckdb"
+        try:
+            wall, peak, code = run([*exe, "--db", str(db), "import", "-q", str(log)])
+            if code != 0:
+                sys.exit(f"import failed with exit code {code}")
+            imports.append(wall)
+            rss.append(peak)
+            again, _, _ = run([*exe, "--db", str(db), "import", "-q", str(log)])
+            reruns.append(again)
+            size = db.stat().st_size
+        finally:
+            shutil.rmtree(tmp)
+    best = min(imports)
+    med = statistics.median(imports)
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    print(f"log: {log.name}, {args.lines:,} lines, {log.stat().st_size / 2**20:.0f} MiB")
+    print()
+    print(f"| measure (runs: {args.runs}) | value |")
+    print("|---|---|")
+    print(f"| import, lines/s (best; median) | {args.lines / best:,.0f}; {args.lines / med:,.0f} |")
+    print(f"| import wall time (best; median) | {best:.2f} s; {med:.2f} s |")
+    print(f"| import peak RSS (max) | {max(rss) / 1024:.0f} MiB |")
+    print(f"| rerun over the imported file (best) | {min(reruns):.2f} s |")
+    per_million = size / 2**20 / (args.lines / 1e6)
+    print(f"| database size | {size / 2**20:.1f} MiB ({per_million:.1f} MiB per 1M requests) |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,290 @@
+"""The `logalyse` command: parse options, call the library, render, map errors to exit codes.
+
+Each command is a thin shell over a library function; heavy modules (duckdb, pyarrow)
+are imported inside the commands so that `logalyse --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from .errors import ExitCode, LogalyseError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .model import IngestStats
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
+    f"  {c.value:<4}{text}"
+    for c, text in (
+        (ExitCode.OK, "success"),
+        (ExitCode.ERROR, "failure (unreadable input, database error)"),
+        (ExitCode.USAGE, "bad usage (unknown option, invalid --format)"),
+        (ExitCode.MOSTLY_MALFORMED, "most lines of an input did not parse: wrong --format?"),
+        (ExitCode.LOCKED, "the database stayed locked by another logalyse process"),
+        (ExitCode.INTERRUPTED, "interrupted"),
+    )
+)
+
+
+class CommandFailed(click.ClickException):
+    """A LogalyseError on its way out, with its exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.exit_code = code  # type: ignore[misc]  # click declares it on the class
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LogalyseError as e:
+            raise CommandFailed(str(e), int(e.exit_code)) from e
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(int(ExitCode.INTERRUPTED))
+
+
+def _stderr_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def db_option(fn: F) -> F:
+    return click.option(
+        "--db",
+        "db_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="LOGALYSE_DB",
+        show_envvar=True,
+        help="Database file [default: $XDG_DATA_HOME/logalyse/logalyse.duckdb].",
+    )(fn)
+
+
+def _resolve_db(db_path: Path | None) -> Path:
+    """The subcommand's --db, else the group's --db, else $LOGALYSE_DB or the XDG default."""
+    from .store import default_db_path
+
+    ctx = click.get_current_context(silent=True)
+    group_db = ctx.find_root().params.get("db_path") if ctx else None
+    return db_path or group_db or default_db_path()
+
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90s`, `30m`, `2h`, `1d` (a bare number is hours)."""
+    m = _DURATION_RE.match(text)
+    if not m:
+        raise click.BadParameter(f"{text!r} is not a duration like 30m, 2h or 1d")
+    n = float(m.group(1))
+    unit = m.group(2) or "h"
+    return timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: n})
+
+
+@click.group(cls=_Group, context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES_HELP)
+@click.version_option(package_name="logalyse")
+@db_option
+def cli(db_path: Path | None) -> None:
+    """Privacy-respecting visitor analytics from the nginx access logs you already have.
+
+    Addresses are hashed with a secret key per day, which is destroyed once the day
+    is over; no raw IP address is ever written to disk.
+    """
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=_stderr_console(),
+        transient=True,
+    ) as progress:
+        tasks: dict[str, Any] = {}
+
+        def update(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = progress.add_task(Path(name).name, total=total or None)
+            progress.update(tasks[name], completed=done, total=total or None)
+
+        yield update
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+def _summary(stats: IngestStats) -> str:
+    return (
+        f"imported {_plural(stats.imported, 'line')} from {_plural(len(stats.sources), 'input')} "
+        f"in {stats.seconds:.1f}s "
+        f"({stats.lines_read:,} read, {stats.already:,} already imported, "
+        f"{stats.malformed:,} malformed, {stats.nonaccess:,} non-access)"
+    )
+
+
+@cli.command("import", epilog=EXIT_CODES_HELP)
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@db_option
+@click.option(
+    "--format",
+    "format_",
+    envvar="LOGALYSE_FORMAT",
+    help="Preset (combined, common, vhost_combined, main, json) or an nginx log_format "
+    "string as written in nginx.conf. Detected from the first lines when omitted.",
+)
+@click.option("--service", help="Keep only this docker compose service's lines (stdin).")
+@click.option(
+    "--source",
+    "source_name",
+    help="Checkpoint name for stdin [default: compose:SERVICE, or stdin].",
+)
+@click.option(
+    "--rejects",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Append malformed lines here (source, line number, line with addresses masked).",
+)
+@click.option(
+    "--tz",
+    default="UTC",
+    envvar="LOGALYSE_TZ",
+    show_default=True,
+    help="Time zone whose midnight ends a day (for the daily keys).",
+)
+@click.option(
+    "--grace",
+    default="2h",
+    show_default=True,
+    help="How long after midnight a day's key is kept for late lines.",
+)
+@click.option(
+    "--keep-query",
+    multiple=True,
+    help="Query-string key to keep besides utm_* and ref (repeatable).",
+)
+@click.option(
+    "--lock-timeout",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for a busy database.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+def import_command(
+    paths: tuple[str, ...],
+    db_path: Path | None,
+    format_: str | None,
+    service: str | None,
+    source_name: str | None,
+    rejects: Path | None,
+    tz: str,
+    grace: str,
+    keep_query: tuple[str, ...],
+    lock_timeout: float,
+    quiet: bool,
+) -> None:
+    """Import nginx access logs (plain, rotated, .gz, or - for stdin), exactly once.
+
+    Files are imported oldest first; what an earlier run imported is skipped, even
+    after logrotate renamed or compressed the file.
+
+    \b
+    Examples:
+      logalyse import /var/log/nginx/access.log*
+      logalyse import --format '$remote_addr - $remote_user [$time_local] "$request" $status' x.log
+      docker compose logs --no-color nginx | logalyse import -
+    """
+    from .ingest import ImportOptions, StreamInput, ingest
+    from .privacy import DEFAULT_QUERY_ALLOW
+    from .sources import is_stream
+    from .store import Store
+
+    options = ImportOptions(
+        format=format_,
+        service=service,
+        source_name=source_name,
+        tz=tz,
+        grace=parse_duration(grace),
+        query_allow=DEFAULT_QUERY_ALLOW + tuple(keep_query),
+    )
+    inputs: list[Path | StreamInput] = []
+    for p in paths:
+        if p == "-":
+            inputs.append(StreamInput(sys.stdin.buffer))
+        elif is_stream(p):
+            inputs.append(StreamInput(open(p, "rb"), label=p))  # noqa: SIM115 - closed at exit
+        else:
+            inputs.append(Path(p))
+    console = _stderr_console()
+    reject_file: IO[str] | None = None
+
+    def on_reject(source: str, line_no: int, line: str) -> None:
+        assert reject_file is not None
+        reject_file.write(f"{source}\t{line_no}\t{line}\n")
+
+    try:
+        if rejects:
+            reject_file = open(rejects, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
+        with Store(_resolve_db(db_path), lock_timeout=lock_timeout) as store:
+            with _progress(not quiet and console.is_terminal) as on_progress:
+                stats = ingest(
+                    store,
+                    inputs,
+                    options,
+                    on_progress=on_progress,
+                    on_reject=on_reject if reject_file else None,
+                    lock_timeout=lock_timeout,
+                )
+    finally:
+        if reject_file:
+            reject_file.close()
+
+    if not quiet:
+        for s in stats.sources:
+            if s.malformed:
+                console.print(f"{s.name}: {_plural(s.malformed, 'malformed line')}", markup=False)
+                for ln, text in s.samples:
+                    console.print(f"  line {ln}: {text}", markup=False)
+        if stats.late:
+            console.print(
+                f"{stats.late:,} lines arrived for days already closed: they got a fresh key, "
+                "so their visitors are counted apart from that day's earlier ones",
+                markup=False,
+            )
+        console.print(_summary(stats), markup=False)
+    bad = stats.mostly_malformed
+    if bad:
+        s = bad[0]
+        raise CommandFailed(
+            f"most lines of {s.name} did not parse as format {s.format!r} "
+            f"({s.malformed:,} of {s.malformed + s.imported:,}): "
+            "pass --format with the log_format from your nginx.conf",
+            int(ExitCode.MOSTLY_MALFORMED),
+        )
+
+
+def main() -> None:
+    cli()

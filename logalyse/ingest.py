@@ -1,0 +1,967 @@
+"""The import pipeline: sources -> formats -> privacy -> store, in bounded batches.
+
+Per batch, DuckDB parses every line at once in the store's in-memory instance (which
+never spills: staged lines hold raw addresses). Python touches only distinct values:
+user agents, client addresses and (day, address, user agent, host) combinations.
+
+Parsed batches wait in an in-memory table until a whole DuckDB row group of requests
+is ready, then go to the database file together with the source's checkpoint, in one
+transaction. A crash at any moment loses nothing and a rerun counts nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, BinaryIO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .errors import ConfigError, SourceError, StoreError
+from .formats import LogFormat, StreamPrefix, compile_format, parse_query, printable, unescape
+from .formats.detect import SAMPLE_LINES, detect_format, detect_prefix
+from .model import IngestStats, SourceStats
+from .privacy import (
+    DEFAULT_GRACE,
+    DEFAULT_QUERY_ALLOW,
+    DayKeys,
+    client_address,
+    closable_days,
+    hmac_pads,
+    mask_ips,
+    scrub_query_sql,
+    strip_referrer_sql,
+    visitor_id_sql,
+)
+from .sources import (
+    FileInfo,
+    batches,
+    content_hash,
+    file_info,
+    head,
+    oldest_first,
+    open_content,
+    skip_bytes,
+    stream_reader,
+)
+from .store import REQUEST_COLUMNS, Store
+
+DEFAULT_BATCH_BYTES = 16 << 20
+#: DuckDB's row group: a commit of whole row groups is written straight to the file,
+#: while a partial one goes through the WAL and is written again at checkpoint.
+ROW_GROUP_ROWS = 122_880
+#: A long import detaches the store at least this often, so that reports can get in.
+HOLD_SECONDS = 2.0
+_ARROW_BATCH_ROWS = 8192
+#: Cap on remembered client addresses (each maps to its normalised form).
+_IP_CACHE_MAX = 500_000
+#: Cap on fingerprints kept for a stream's last second.
+_POSITION_FPS_MAX = 10_000
+_NEWLINE = re.compile(b"\n")
+
+ProgressFn = Callable[[str, int, int], None]
+RejectFn = Callable[[str, int, str], None]
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """How to import. Every field has the default a nightly cron job wants."""
+
+    format: str | None = None  # preset or nginx log_format; None = detect per input
+    service: str | None = None  # keep one docker compose service
+    source_name: str | None = None  # checkpoint name of a stream (default: derived)
+    tz: str = "UTC"  # time zone whose midnight ends a day (for day keys)
+    grace: timedelta = DEFAULT_GRACE
+    query_allow: tuple[str, ...] = DEFAULT_QUERY_ALLOW
+    batch_bytes: int = DEFAULT_BATCH_BYTES
+    samples: int = 5  # malformed lines kept per input to show
+
+    def __post_init__(self) -> None:
+        try:
+            ZoneInfo(self.tz)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ConfigError(f"unknown time zone {self.tz!r} (try UTC or Europe/Paris)") from e
+        if self.format is not None:
+            compile_format(self.format)  # fail before reading anything
+
+
+@dataclass
+class StreamInput:
+    """A byte stream to import (stdin, a pipe), with a label for messages."""
+
+    stream: BinaryIO
+    label: str = "stdin"
+
+
+Input = Path | StreamInput
+
+
+def lines_table(data: bytes | memoryview, consumed: int | None = None) -> pa.Table:
+    r"""Wrap a block of newline-terminated lines as an Arrow table (ln, line, line_end).
+
+    No bytes are copied: each `line` still ends with its newline, which the parse query
+    strips. `line_end` is the byte offset just after each line within the block, capped
+    at `consumed` (for a last line whose newline was added). Invalid UTF-8 is kept the
+    way nginx writes it: `\xNN`.
+
+    Example:
+        >>> lines_table(b"a\nbc\n").to_pydict()
+        {'ln': [1, 2], 'line': ['a\n', 'bc\n'], 'line_end': [2, 5]}
+    """
+    offsets = array("q", [0])
+    offsets.extend(m.end() for m in _NEWLINE.finditer(data))
+    n = len(offsets) - 1
+    ends = pa.array(offsets[1:], pa.int64())
+    if consumed is not None and n and offsets[-1] > consumed:
+        ends = pc.min_element_wise(ends, consumed)
+    lines: pa.Array = pa.Array.from_buffers(
+        pa.large_string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
+    try:
+        lines.validate(full=True)
+    except pa.ArrowInvalid:  # not UTF-8: decode line by line, as nginx would escape it
+        raw = bytes(data)
+        lines = pa.array(
+            [
+                raw[offsets[i] : offsets[i + 1]].decode("utf-8", "backslashreplace")
+                for i in range(n)
+            ],
+            pa.large_string(),
+        )
+    table = pa.table({"ln": pa.array(range(1, n + 1), pa.int64()), "line": lines, "line_end": ends})
+    # DuckDB scans an Arrow table one record batch per task: small batches use every core.
+    return pa.Table.from_batches(table.to_batches(max_chunksize=_ARROW_BATCH_ROWS))
+
+
+@dataclass
+class _Source:
+    """An input being imported: its checkpoint row and parsing state."""
+
+    stats: SourceStats
+    kind: str  # file | stream
+    id: int
+    exists: bool  # its row is in the store (or a commit that creates it is queued)
+    offset: int = 0  # content bytes committed (or queued for commit)
+    lines: int = 0  # lines committed (files) / highest line_no committed (streams)
+    parsed_offset: int = 0  # content bytes parsed (>= offset)
+    parsed_lines: int = 0
+    info: FileInfo | None = None
+    fmt: LogFormat | None = None
+    prefix: StreamPrefix = field(default_factory=StreamPrefix)
+    sql: str = ""
+    #: streams: replica -> (last timestamp, {fingerprint: occurrences at it})
+    position: dict[str, tuple[datetime, dict[str, int]]] = field(default_factory=dict)
+    #: streams: occurrences at the starting position still to skip in this run
+    allowance: dict[tuple[str, str], int] = field(default_factory=dict)
+    position_json: str | None = None  # streams: the position to commit
+
+
+@dataclass
+class _Commit:
+    """A unit of work for the committer: staged requests and the checkpoint that goes with them."""
+
+    source_id: int
+    name: str
+    kind: str
+    info: FileInfo | None
+    table: str | None  # staged table in the in-memory catalog, dropped once committed
+    last_line: int  # commit staged requests with line_no <= last_line
+    offset: int  # the checkpoint to write
+    lines: int
+    before: tuple[int, int] | None  # the checkpoint expected in the store; None = new source
+    position: str | None
+    complete: bool
+    new_uas: list[tuple[int, str]]
+    new_days: list[str]
+    late: dict[str, int]
+
+
+class _Committer:
+    """Writes staged requests to the database file, one transaction per job.
+
+    It keeps the database attached from one commit to the next, but releases it at
+    least every HOLD_SECONDS so that reports can read while a long import runs.
+    (Committing in a second thread, while the next batch is parsed, was measured: on
+    2 cores it bought nothing, the two competing for the same CPU.)
+    """
+
+    def __init__(self, store: Store, query_allow: Sequence[str]) -> None:
+        self.store = store
+        self.query_allow = tuple(query_allow)
+        self._attached_at: float | None = None
+
+    def release(self) -> None:
+        if self._attached_at is not None:
+            self._attached_at = None
+            self.store.detach()
+
+    def commit(self, job: _Commit) -> None:
+        if self._attached_at is None:
+            self.store.attach()
+            self._attached_at = time.monotonic()
+        db = self.store.con
+        cols = ", ".join(REQUEST_COLUMNS)
+        db.execute("BEGIN")
+        try:
+            if job.new_uas:
+                db.register(
+                    "new_uas",
+                    pa.table(
+                        {
+                            "id": pa.array([i for i, _ in job.new_uas], pa.int32()),
+                            "ua": [u for _, u in job.new_uas],
+                        }
+                    ),
+                )
+                db.execute("INSERT INTO user_agents (id, ua) SELECT id, ua FROM new_uas")
+                db.unregister("new_uas")
+            if job.table:
+                db.execute(
+                    f"""
+                    INSERT INTO requests ({cols})
+                    SELECT s.ts, v.vid, nullif(s.host, ''), s.method, s.path,
+                           {scrub_query_sql("s.query", self.query_allow)}, s.proto,
+                           s.status, s.bytes, {strip_referrer_sql("s.referrer")}, u.ua_id,
+                           {job.source_id}, s.line_no
+                    FROM memory.main.{job.table} AS s
+                    JOIN memory.main.vmap AS v ON s.ck = v.ck
+                    JOIN memory.main.uamap AS u ON s.ua = u.ua
+                    WHERE s.kind = 'ok' AND NOT s.old AND s.line_no <= {job.last_line}
+                    """
+                )
+            if job.new_days:
+                db.execute(
+                    "INSERT INTO day_keys (day, created_at) "
+                    "SELECT unnest($1::DATE[]), now()::TIMESTAMP ON CONFLICT DO NOTHING",
+                    [job.new_days],
+                )
+            for d, n in job.late.items():
+                # A late line re-opens its day with a fresh key; it closes again at the end.
+                db.execute(
+                    "UPDATE day_keys SET late_lines = late_lines + ?, closed_at = NULL "
+                    "WHERE day = ?",
+                    [n, d],
+                )
+            _write_checkpoint(db, job)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        finally:
+            if job.table:
+                db.execute(f"DROP TABLE IF EXISTS memory.main.{job.table}")
+        if time.monotonic() - self._attached_at > HOLD_SECONDS:
+            self.release()
+
+
+def _write_checkpoint(db: duckdb.DuckDBPyConnection, job: _Commit) -> None:
+    info = job.info
+    if job.before is None:
+        db.execute(
+            "INSERT INTO sources (id, kind, name, device, inode, fingerprint, fp_len, compressed, "
+            "size, complete, byte_offset, lines, position, first_import, last_import) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP, now()::TIMESTAMP)",
+            [
+                job.source_id,
+                job.kind,
+                job.name,
+                info.device if info else None,
+                info.inode if info else None,
+                info.fingerprint if info else None,
+                info.fp_len if info else None,
+                info.compressed if info else False,
+                info.size if info else None,
+                job.complete,
+                job.offset,
+                job.lines,
+                job.position,
+            ],
+        )
+        return
+    # Optimistic check: the checkpoint must still be where this run found it.
+    sets = (
+        "byte_offset = ?, lines = ?, position = ?, name = ?, complete = ?, "
+        "last_import = now()::TIMESTAMP"
+    )
+    params: list[Any] = [job.offset, job.lines, job.position, job.name, job.complete]
+    if info is not None:
+        sets += ", device = ?, inode = ?, size = ?, fingerprint = ?, fp_len = ?"
+        params += [info.device, info.inode, info.size, info.fingerprint, info.fp_len]
+    row = db.execute(
+        f"UPDATE sources SET {sets} WHERE id = ? AND byte_offset = ? AND lines = ?",
+        [*params, job.source_id, *job.before],
+    ).fetchall()
+    if not row or row[0][0] != 1:
+        raise StoreError(
+            f"the checkpoint of {job.name} moved during this import: another process "
+            "imported it at the same time; nothing from this batch was kept"
+        )
+
+
+class Importer:
+    """One import run against a store. Use `ingest()` unless you need the pieces.
+
+    The caller holds the store's writer lock for the whole run.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        options: ImportOptions,
+        *,
+        on_progress: ProgressFn | None = None,
+        on_reject: RejectFn | None = None,
+    ) -> None:
+        self.store = store
+        self.options = options
+        self.on_progress = on_progress
+        self.on_reject = on_reject
+        self.keys = DayKeys(store.key_path)
+        self.forced_format = compile_format(options.format) if options.format else None
+        self.stats = IngestStats()
+        # Parsing uses its own connection; the store's main connection (which USEs the
+        # attached database) commits.
+        self.con = store.con.cursor()
+        self.con.execute("SET TimeZone = 'UTC'")
+        self._committer = _Committer(store, options.query_allow)
+        self._ua_ids: dict[str, int] = {}
+        self._ips: dict[tuple[str, str], str] = {}
+        self._last_detection: tuple[LogFormat, StreamPrefix] | None = None
+        # Parsed lines wait in table memory.main.stage_<N> until a row group of requests
+        # is ready; `bid` tells the batches inside apart.
+        self._bid = 0
+        self._gen = 0
+        self._stage: str | None = None
+        self._staged = 0  # requests staged and not yet handed to the committer
+        self._pending_uas: list[tuple[int, str]] = []
+        self._pending_days: set[str] = set()
+        self._pending_late: Counter[str] = Counter()
+        with self._db() as db:
+            (self._next_ua,) = db.execute(
+                "SELECT coalesce(max(id), 0) + 1 FROM db.user_agents"
+            ).fetchall()[0]
+            (self._next_source,) = db.execute(
+                "SELECT coalesce(max(id), 0) + 1 FROM db.sources"
+            ).fetchall()[0]
+            days = db.execute(
+                "SELECT strftime(day, '%Y-%m-%d'), closed_at IS NOT NULL FROM db.day_keys"
+            ).fetchall()
+        self._known_days = {d for d, _ in days}
+        self.closed_days = {d for d, closed in days if closed}
+        self.con.execute("CREATE OR REPLACE TABLE memory.main.uamap (ua VARCHAR, ua_id INTEGER)")
+
+    @contextmanager
+    def _db(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The parsing connection, with the database attached (as `db`) meanwhile."""
+        self.store.attach()
+        try:
+            yield self.con
+        finally:
+            self.store.detach()
+
+    # -- entry points ------------------------------------------------------------
+
+    def run(self, inputs: Sequence[Input]) -> IngestStats:
+        started = time.monotonic()
+        try:
+            for path in oldest_first([i for i in inputs if isinstance(i, Path)]):
+                self.stats.sources.append(self.import_file(path))
+            for inp in inputs:
+                if isinstance(inp, StreamInput):
+                    self.stats.sources.append(self.import_stream(inp))
+            self.stats.days_closed = self.close_days()
+        finally:
+            self.con.execute("DROP TABLE IF EXISTS memory.main.uamap")
+            self.con.close()
+        self.stats.seconds = time.monotonic() - started
+        return self.stats
+
+    def import_file(self, path: Path) -> SourceStats:
+        """Import what is new in one log file (plain or gzip)."""
+        info = file_info(path)
+        stats = SourceStats(name=str(path))
+        if info.fp_len == 0:
+            stats.note = "empty"
+            return stats
+        src = self._file_source(info, head(path), stats)
+        stats.already = src.lines
+        if src.exists:
+            if not info.compressed and info.size == src.offset:
+                stats.note = "unchanged since the last import"
+                return stats
+            if not info.compressed and info.size < src.offset:
+                stats.note = "shorter than what was imported from it: left alone"
+                return stats
+            if info.compressed and stats.note == "complete":
+                stats.note = "unchanged since the last import"
+                return stats
+        with open_content(path) as reader, self._committing():
+            if src.offset:
+                if info.compressed:
+                    skip_bytes(reader, src.offset)
+                else:
+                    reader.seek(src.offset)
+            raw = getattr(reader, "fileobj", None) or reader
+
+            def writer_idle() -> bool:
+                # An unterminated last line is taken only if nobody is appending to it.
+                if info.compressed:
+                    return True
+                try:
+                    return path.stat().st_size == reader.tell()
+                except OSError:
+                    return True
+
+            for data, consumed in batches(
+                reader, self.options.batch_bytes, take_partial=writer_idle
+            ):
+                self._load(src, data, consumed)
+                if self._staged >= ROW_GROUP_ROWS:
+                    self._hand_off(src, limit=self._staged // ROW_GROUP_ROWS * ROW_GROUP_ROWS)
+                if self.on_progress:
+                    self.on_progress(str(path), raw.tell(), info.size)
+            self._hand_off(src, complete=info.compressed)
+        return stats
+
+    def import_stream(self, inp: StreamInput) -> SourceStats:
+        """Import a stream (stdin), skipping lines an earlier run of the same name imported."""
+        reader = stream_reader(inp.stream)
+        stats = SourceStats(name=inp.label)
+        src: _Source | None = None
+        with self._committing():
+            for data, consumed in batches(reader, self.options.batch_bytes):
+                if src is None:
+                    src = self._stream_source(data, stats)
+                self._load(src, data, consumed)
+                # A stream's position comes from the batch just parsed: commit each batch.
+                self._hand_off(src)
+                if self.on_progress:
+                    self.on_progress(stats.name, src.parsed_offset, 0)
+        return stats
+
+    @contextmanager
+    def _committing(self) -> Iterator[None]:
+        """Around one source: drop whatever is still staged and release the store at the end."""
+        try:
+            yield
+        finally:
+            for table in (self._stage, "vmap"):
+                if table:
+                    self.con.execute(f"DROP TABLE IF EXISTS memory.main.{table}")
+            self._stage = None
+            self._staged = 0
+            self._pending_uas.clear()
+            self._pending_days.clear()
+            self._pending_late.clear()
+            self._committer.release()
+
+    # -- sources and checkpoints -------------------------------------------------
+
+    def _file_source(self, info: FileInfo, first: bytes, stats: SourceStats) -> _Source:
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT id, fingerprint, fp_len, byte_offset, lines, inode, complete, size, name "
+                "FROM db.sources WHERE kind = 'file' AND fp_len <= ?",
+                [len(first)],
+            ).fetchall()
+        matches = [r for r in rows if r[1] == content_hash(first[: r[2]])]
+        if not matches:
+            sid = self._next_source
+            self._next_source += 1
+            return _Source(stats=stats, kind="file", id=sid, exists=False, info=info)
+        # The most specific fingerprint wins; then the same inode.
+        matches.sort(key=lambda r: (r[2], r[5] == info.inode), reverse=True)
+        sid, _, _, offset, lines, _, complete, size, name = matches[0]
+        if name != str(info.path):
+            stats.note = f"imported before as {name}"
+        if info.compressed and complete and size == info.size:
+            stats.note = "complete"
+        return _Source(
+            stats=stats,
+            kind="file",
+            id=sid,
+            exists=True,
+            offset=offset,
+            lines=lines,
+            parsed_offset=offset,
+            parsed_lines=lines,
+            info=info,
+        )
+
+    def _stream_source(self, data: bytes | memoryview, stats: SourceStats) -> _Source:
+        sample = bytes(data[: 1 << 16]).decode("utf-8", "replace").splitlines()[:SAMPLE_LINES]
+        prefix = detect_prefix(sample)
+        name = self.options.source_name
+        if name is None:
+            name = "stdin"
+            if prefix.service:
+                services = {
+                    s.split("|", 1)[0].strip().rstrip("0123456789").rstrip("-_")
+                    for s in sample
+                    if "|" in s
+                }
+                if self.options.service:
+                    name = f"compose:{self.options.service}"
+                elif len(services) == 1:
+                    name = f"compose:{services.pop()}"
+                else:
+                    name = "compose"
+        stats.name = name
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT id, byte_offset, lines, position FROM db.sources "
+                "WHERE kind = 'stream' AND name = ?",
+                [name],
+            ).fetchall()
+        if not rows:
+            sid = self._next_source
+            self._next_source += 1
+            return _Source(stats=stats, kind="stream", id=sid, exists=False, prefix=prefix)
+        sid, offset, lines, position = rows[0]
+        # A stream's byte_offset only counts what was read under this name, over all runs.
+        src = _Source(
+            stats=stats,
+            kind="stream",
+            id=sid,
+            exists=True,
+            offset=offset,
+            lines=lines,
+            parsed_offset=offset,
+            parsed_lines=lines,
+            prefix=prefix,
+        )
+        for replica, pos in json.loads(position or "{}").items():
+            fps = {k: int(v) for k, v in pos["fps"].items()}
+            src.position[replica] = (datetime.fromisoformat(pos["ts"]), fps)
+            for fp, n in fps.items():
+                src.allowance[(replica, fp)] = n
+        return src
+
+    # -- one batch ---------------------------------------------------------------
+
+    def _prepare(self, src: _Source, table: pa.Table) -> None:
+        """Pick the format (given, or detected from the first lines) and compile its query."""
+        if src.fmt is not None:
+            return
+        sample = [
+            ln.rstrip("\r\n") for ln in table.column("line").slice(0, SAMPLE_LINES).to_pylist()
+        ]
+        if src.kind == "stream":
+            src.prefix = detect_prefix(sample)
+        if self.forced_format is not None:
+            src.fmt = self.forced_format
+        else:
+            # Rotated files share a format: try the last detection before all presets.
+            det = None
+            if self._last_detection is not None and src.kind == "file":
+                fmt, prefix = self._last_detection
+                det = detect_format(self.con, sample, candidates=(fmt,), prefix=prefix)
+                if det.parsed * 10 < det.sample * 9:
+                    det = None
+            if det is None:
+                det = detect_format(self.con, sample)
+            src.fmt, src.prefix = det.format, det.prefix
+            self._last_detection = (det.format, det.prefix)
+        src.stats.format = src.fmt.name
+        src.sql = parse_query(
+            src.fmt,
+            "batch",
+            prefix=src.prefix,
+            service=self.options.service,
+            fingerprint=src.kind == "stream",
+            keep=("line_end",),
+        )
+
+    def _day_expr(self) -> str:
+        if self.options.tz == "UTC":
+            return "ts::DATE"
+        tz = self.options.tz.replace("'", "''")
+        return f"timezone('{tz}', ts::TIMESTAMPTZ)::DATE"
+
+    def _stage_batch(self, src: _Source, table: pa.Table) -> None:
+        """Parse the batch into the stage table (in memory) and mark lines seen before."""
+        con = self.con
+        self._bid += 1
+        select = (
+            f"SELECT *, hash(day, client, xff, ua, host) AS ck FROM ("
+            f"SELECT parsed.* EXCLUDE (line_end), {self._day_expr()} AS day, FALSE AS old, "
+            f"{src.parsed_lines} + ln AS line_no, {src.parsed_offset} + line_end AS end_off, "
+            f"{self._bid} AS bid FROM ({src.sql}) parsed)"
+        )
+        con.register("batch", table)
+        try:
+            if self._stage is None:
+                self._gen += 1
+                self._stage = f"stage_{self._gen}"
+                con.execute(f"CREATE TABLE memory.main.{self._stage} AS {select}")
+            else:
+                con.execute(f"INSERT INTO memory.main.{self._stage} {select}")
+        finally:
+            con.unregister("batch")
+        self._unescape_batch()
+        if src.kind == "stream" and src.position:
+            self._mark_old(src)
+
+    def _unescape_batch(self) -> None:
+        """Decode nginx's \\xNN escapes in the few distinct values of the batch that hold one."""
+        stage = f"memory.main.{self._stage}"
+        cols = ("ua", "path", "query", "referrer", "host")
+        found = self.con.execute(
+            f"SELECT DISTINCT v FROM (SELECT unnest([{', '.join(cols)}]) AS v FROM {stage} "
+            f"WHERE bid = {self._bid} AND ("
+            + " OR ".join(f"contains({c}, '\\x')" for c in cols)
+            + ")) WHERE contains(v, '\\x')"
+        ).fetchall()
+        if not found:
+            return
+        raw = [r[0] for r in found]
+        self.con.register("esc", pa.table({"raw": raw, "clean": [unescape(v) for v in raw]}))
+        try:
+            for c in cols:
+                self.con.execute(
+                    f"UPDATE {stage} SET {c} = esc.clean FROM esc "
+                    f"WHERE {stage}.bid = {self._bid} AND {stage}.{c} = esc.raw"
+                )
+        finally:
+            self.con.unregister("esc")
+
+    def _mark_old(self, src: _Source) -> None:
+        """Streams: mark the batch's lines at or before the stored position as seen."""
+        con = self.con
+        b = self._bid
+        stage = f"memory.main.{self._stage}"
+        pos = pa.table(
+            {
+                "replica": list(src.position),
+                "pts": pa.array([p[0] for p in src.position.values()], pa.timestamp("us")),
+            }
+        )
+        allow = pa.table(
+            {
+                "replica": [k[0] for k in src.allowance],
+                "fp": [k[1] for k in src.allowance],
+                "n": pa.array(list(src.allowance.values()), pa.int64()),
+            }
+        )
+        con.register("pos", pos)
+        con.register("allow", allow)
+        try:
+            con.execute(
+                f"""
+                UPDATE {stage} AS t SET old = TRUE FROM (
+                    SELECT q.ln FROM (
+                        SELECT ln, coalesce(svc, '') AS replica, coalesce(dts, ts) AS pts, fp,
+                               row_number() OVER (
+                                   PARTITION BY coalesce(svc, ''), coalesce(dts, ts), fp ORDER BY ln
+                               ) AS occ
+                        FROM {stage} WHERE bid = {b} AND kind = 'ok'
+                    ) q JOIN pos ON q.replica = pos.replica
+                    LEFT JOIN allow a ON a.replica = q.replica AND a.fp = q.fp AND q.pts = pos.pts
+                    WHERE q.pts < pos.pts OR (q.pts = pos.pts AND q.occ <= coalesce(a.n, 0))
+                ) o WHERE t.bid = {b} AND t.ln = o.ln
+                """
+            )
+            # Whatever came before the last line seen already was seen too (errors, junk).
+            con.execute(
+                f"UPDATE {stage} SET old = TRUE WHERE bid = {b} AND ln <= "
+                f"(SELECT coalesce(max(ln), 0) FROM {stage} WHERE bid = {b} AND old)"
+            )
+            used = con.execute(
+                f"SELECT coalesce(s.svc, ''), s.fp, count(*) FROM {stage} s JOIN pos "
+                "ON coalesce(s.svc, '') = pos.replica AND coalesce(s.dts, s.ts) = pos.pts "
+                f"WHERE s.bid = {b} AND s.kind = 'ok' AND s.old GROUP BY ALL"
+            ).fetchall()
+        finally:
+            con.unregister("pos")
+            con.unregister("allow")
+        for replica, fp, n in used:
+            key = (replica, fp)
+            if key in src.allowance:
+                src.allowance[key] = max(0, src.allowance[key] - int(n))
+
+    def _next_position(self, src: _Source) -> str:
+        """Streams: the position after the batch just staged, as stored JSON."""
+        rows = self.con.execute(
+            f"""
+            WITH b AS (
+                SELECT * FROM memory.main.{self._stage} WHERE bid = {self._bid} AND kind = 'ok'
+            ),
+            last AS (
+                SELECT coalesce(svc, '') AS replica, max(coalesce(dts, ts)) AS pts
+                FROM b GROUP BY ALL
+            )
+            SELECT last.replica, last.pts, b.fp, count(*) FROM b JOIN last
+              ON coalesce(b.svc, '') = last.replica AND coalesce(b.dts, b.ts) = last.pts
+            GROUP BY ALL
+            """
+        ).fetchall()
+        batch: dict[str, tuple[datetime, Counter[str]]] = {}
+        for replica, pts, fp, n in rows:
+            batch.setdefault(replica, (pts, Counter()))[1][fp] = int(n)
+        for replica, (pts, counts) in batch.items():
+            old = src.position.get(replica)
+            if old is None or pts > old[0]:
+                src.position[replica] = (pts, dict(counts))
+            elif pts == old[0]:
+                merged = dict(old[1])
+                for fp, n in counts.items():
+                    merged[fp] = max(merged.get(fp, 0), n)
+                src.position[replica] = (pts, merged)
+        return json.dumps(
+            {
+                r: {"ts": p[0].isoformat(), "fps": dict(list(p[1].items())[:_POSITION_FPS_MAX])}
+                for r, p in src.position.items()
+            }
+        )
+
+    def _user_agents(self, batch_rows: str) -> None:
+        """Give the batch's new user agents ids (table uamap); their rows wait for the commit."""
+        uas = [r[0] for r in self.con.execute(f"SELECT DISTINCT ua FROM {batch_rows}").fetchall()]
+        unknown = [u for u in uas if u not in self._ua_ids]
+        if not unknown:
+            return
+        with self._db() as db:
+            found = db.execute(
+                "SELECT ua, id FROM db.user_agents WHERE ua IN (SELECT unnest($1::VARCHAR[]))",
+                [unknown],
+            ).fetchall()
+        self._ua_ids.update(found)
+        for ua in unknown:
+            if ua not in self._ua_ids:
+                self._ua_ids[ua] = self._next_ua
+                self._pending_uas.append((self._next_ua, ua))
+                self._next_ua += 1
+        ids = pa.array([self._ua_ids[u] for u in unknown], pa.int32())
+        self.con.register("new_map", pa.table({"ua": unknown, "ua_id": ids}))
+        try:
+            self.con.execute("INSERT INTO memory.main.uamap SELECT ua, ua_id FROM new_map")
+        finally:
+            self.con.unregister("new_map")
+
+    def _visitors(self, batch_rows: str) -> None:
+        """Add to table vmap a visitor id per new (day, address, user agent, host).
+
+        Python normalises each distinct client field (X-Forwarded-For, IPv4-mapped IPv6)
+        and hands DuckDB the day keys; DuckDB computes the HMACs over the distinct
+        combinations, never over every row.
+        """
+        con = self.con
+        if len(self._ips) > _IP_CACHE_MAX:
+            self._ips.clear()
+        ips = self._ips
+        clients, fwds, addrs = [], [], []
+        for client, xff in con.execute(f"SELECT DISTINCT client, xff FROM {batch_rows}").fetchall():
+            addr = ips.get((client, xff))
+            if addr is None:
+                addr = ips[(client, xff)] = client_address(client, xff)
+            if addr != client:  # most addresses are used as logged: map only the others
+                clients.append(client)
+                fwds.append(xff)
+                addrs.append(addr)
+        days = [r[0] for r in con.execute(f"SELECT DISTINCT day FROM {batch_rows}").fetchall()]
+        # Creates, and saves, missing keys before any row uses them.
+        pads = [hmac_pads(self.keys.key(d.isoformat())) for d in days]
+        con.register("ipmap", pa.table({"client": clients, "xff": fwds, "addr": addrs}))
+        con.register(
+            "daykeys",
+            pa.table(
+                {
+                    "day": pa.array(days, pa.date32()),
+                    "ipad": pa.array([i for i, _ in pads], pa.binary()),
+                    "opad": pa.array([o for _, o in pads], pa.binary()),
+                }
+            ),
+        )
+        exists = con.execute(
+            "SELECT count(*) FROM duckdb_tables() "
+            "WHERE database_name = 'memory' AND table_name = 'vmap'"
+        ).fetchall()[0][0]
+        try:
+            vid = visitor_id_sql("k.ipad", "k.opad", "c.addr", "c.ua", "c.host")
+            select = f"""
+                SELECT c.ck, {vid} AS vid FROM (
+                    SELECT s.ck, any_value(s.day) AS day,
+                           any_value(coalesce(m.addr, s.client)) AS addr,
+                           any_value(s.ua) AS ua, any_value(s.host) AS host
+                    FROM {batch_rows} s LEFT JOIN ipmap m ON s.client = m.client AND s.xff = m.xff
+                    {"WHERE s.ck NOT IN (SELECT ck FROM memory.main.vmap)" if exists else ""}
+                    GROUP BY s.ck
+                ) c JOIN daykeys k ON c.day = k.day
+            """
+            if exists:
+                con.execute(f"INSERT INTO memory.main.vmap {select}")
+            else:
+                con.execute(f"CREATE TABLE memory.main.vmap AS {select}")
+        finally:
+            con.unregister("ipmap")
+            con.unregister("daykeys")
+
+    def _load(self, src: _Source, data: bytes | memoryview, consumed: int) -> None:
+        """Parse one block of lines into the stage; count them; map visitors and user agents."""
+        table = lines_table(data, consumed)
+        self._prepare(src, table)
+        self._stage_batch(src, table)
+        del table
+        con = self.con
+        b = self._bid
+        stage = f"memory.main.{self._stage}"
+        batch_rows = f"(SELECT * FROM {stage} WHERE bid = {b} AND kind = 'ok' AND NOT old)"
+        counts: Counter[tuple[str, bool]] = Counter()
+        days: Counter[str] = Counter()
+        max_ln = 0
+        for kind, old, day, n, last in con.execute(
+            f"SELECT kind, old, day, count(*), max(ln) FROM {stage} WHERE bid = {b} GROUP BY ALL"
+        ).fetchall():
+            counts[(kind, old)] += n
+            max_ln = max(max_ln, last)
+            if kind == "ok" and not old:
+                days[day.isoformat()] += n
+        self._visitors(batch_rows)  # creates (and saves) missing day keys first
+        self._user_agents(batch_rows)
+        if src.kind == "stream":
+            src.position_json = self._next_position(src)
+            src.parsed_lines += max_ln
+        else:
+            src.parsed_lines += sum(counts.values())
+        src.parsed_offset += consumed
+        late = {d: n for d, n in days.items() if d in self.closed_days}
+        self._pending_days.update(days)
+        self._pending_late.update(late)
+        imported = counts[("ok", False)]
+        self._staged += imported
+
+        st = src.stats
+        st.lines_read += sum(counts.values())
+        st.imported += imported
+        st.already += sum(n for (_, old), n in counts.items() if old)
+        st.malformed += counts[("malformed", False)]
+        st.nonaccess += sum(
+            n for (k, old), n in counts.items() if not old and k in ("nonaccess", "blank", "other")
+        )
+        st.late += sum(late.values())
+        if counts[("malformed", False)]:
+            self._report_malformed(src, stage)
+
+    def _hand_off(self, src: _Source, limit: int | None = None, complete: bool = False) -> None:
+        """Queue staged requests (the first `limit` by line, else all) for commit.
+
+        A commit of whole row groups is DuckDB's cheap path; the rows after the limit move
+        to a fresh stage table and wait for the next commit.
+        """
+        con = self.con
+        table = self._stage
+        if limit:
+            assert table is not None
+            last_line, offset = con.execute(
+                f"SELECT line_no, end_off FROM memory.main.{table} WHERE kind = 'ok' AND NOT old "
+                f"ORDER BY line_no LIMIT 1 OFFSET {limit - 1}"
+            ).fetchall()[0]
+            self._gen += 1
+            self._stage = f"stage_{self._gen}"
+            con.execute(
+                f"CREATE TABLE memory.main.{self._stage} AS "
+                f"SELECT * FROM memory.main.{table} WHERE line_no > {last_line}"
+            )
+            self._staged -= limit
+        else:
+            offset, last_line = src.parsed_offset, src.parsed_lines
+            if (offset, last_line) == (src.offset, src.lines) and not complete:
+                return  # nothing parsed since the last commit
+            self._stage = None
+            self._staged = 0
+        new_days = sorted(d for d in self._pending_days if d not in self._known_days)
+        self._known_days.update(new_days)
+        job = _Commit(
+            source_id=src.id,
+            name=src.stats.name,
+            kind=src.kind,
+            info=src.info,
+            table=table,
+            last_line=last_line,
+            offset=offset,
+            lines=last_line,
+            before=(src.offset, src.lines) if src.exists else None,
+            position=src.position_json,
+            complete=complete,
+            new_uas=list(self._pending_uas),
+            new_days=new_days,
+            late=dict(self._pending_late),
+        )
+        self._pending_uas.clear()
+        self._pending_days.clear()
+        self._pending_late.clear()
+        self._committer.commit(job)
+        src.exists = True
+        src.offset, src.lines = offset, last_line
+
+    def _report_malformed(self, src: _Source, stage: str) -> None:
+        st = src.stats
+        limit = "" if self.on_reject else f"LIMIT {max(0, self.options.samples - len(st.samples))}"
+        rows = self.con.execute(
+            f"SELECT line_no, line FROM {stage} WHERE bid = {self._bid} AND kind = 'malformed' "
+            f"AND NOT old ORDER BY ln {limit}"
+        ).fetchall()
+        for line_no, line in rows:
+            masked = mask_ips(line)
+            if len(st.samples) < self.options.samples:
+                st.samples.append((line_no, printable(masked)[:300]))
+            if self.on_reject:
+                self.on_reject(st.name, line_no, masked)
+
+    # -- closing days ------------------------------------------------------------
+
+    def close_days(self) -> list[str]:
+        """Destroy the keys of days that ended more than the grace period before the newest row."""
+        with self._db() as db:
+            newest = db.execute("SELECT max(ts) FROM db.requests").fetchall()[0][0]
+            if newest is None:
+                return []
+            days = closable_days(
+                self.keys.days(), newest, tz=self.options.tz, grace=self.options.grace
+            )
+            if days:
+                db.execute(
+                    "UPDATE db.day_keys SET closed_at = now()::TIMESTAMP "
+                    "WHERE day IN (SELECT unnest($1::DATE[]))",
+                    [days],
+                )
+        return self.keys.destroy(days)
+
+
+def ingest(
+    store: Store,
+    inputs: Sequence[Input],
+    options: ImportOptions | None = None,
+    *,
+    on_progress: ProgressFn | None = None,
+    on_reject: RejectFn | None = None,
+    lock_timeout: float | None = None,
+) -> IngestStats:
+    """Import log files and streams into the store, exactly once.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> tmp = pathlib.Path(tempfile.mkdtemp())
+        >>> line = '203.0.113.9 - - [01/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "-"'
+        >>> _ = (tmp / "access.log").write_text(line + "\\n")
+        >>> with Store(tmp / "db.duckdb") as store:
+        ...     ingest(store, [tmp / "access.log"]).imported
+        1
+    """
+    opts = options or ImportOptions()
+    for inp in inputs:
+        if isinstance(inp, Path) and not inp.exists():
+            raise SourceError(f"{inp}: no such file")
+    with store.writer_lock(lock_timeout):
+        return Importer(store, opts, on_progress=on_progress, on_reject=on_reject).run(inputs)

@@ -1,0 +1,305 @@
+"""A deterministic generator of realistic nginx access logs, for tests and benchmarks.
+
+Visitors come back in sessions (a page, its assets, a few more pages), bots crawl,
+scanners probe for /wp-login.php; referrers, campaigns, IPv6 and status codes are mixed
+in proportions seen on small real sites. The same seed always writes the same bytes.
+
+    python -m logalyse.loggen 100000 --seed 1 > access.log
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import random
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import BinaryIO
+
+_BROWSERS = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/{v}.0.{b}.{p} Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/{v}.0.{b}.{p} Safari/537.36",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/{v}.0.{b}.{p} Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:{v}.0) Gecko/20100101 Firefox/{v}.0",
+    "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:{v}.0) Gecko/20100101 Firefox/{v}.0",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/{s}.{p2} Safari/605.1.15",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS {s}_{p2} like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/{s}.{p2} Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (iPad; CPU OS {s}_{p2} like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/{s}.{p2} Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android {a}; SM-S91{p2}B) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/{v}.0.{b}.{p} Mobile Safari/537.36",
+    "Mozilla/5.0 (Linux; Android {a}; Pixel {p2}) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/{v}.0.{b}.{p} Mobile Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/{v}.0.{b}.{p} Safari/537.36 Edg/{v}.0.{b}.{p}",
+)
+_BOTS = (
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
+    "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; GPTBot/1.2; +https://openai.com/gptbot)",
+    "Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)",
+    "Mozilla/5.0 (compatible; YandexBot/3.0; +http://yandex.com/bots)",
+    "curl/8.5.0",
+    "python-requests/2.32.3",
+    "Go-http-client/1.1",
+    "Mozilla/5.0 (compatible; UptimeRobot/2.0; http://www.uptimerobot.com/)",
+    "-",
+)
+_PAGES = (
+    ["/", "/about", "/contact", "/blog", "/projects", "/feed.xml"]
+    + [
+        f"/blog/{y}/{slug}-{i}"
+        for i, (y, slug) in enumerate(
+            (y, s)
+            for y in (2023, 2024, 2025, 2026)
+            for s in (
+                "self-hosting",
+                "nginx-tuning",
+                "duckdb-notes",
+                "privacy",
+                "rust-cli",
+                "backups",
+            )
+        )
+    ]
+    + [f"/docs/{s}" for s in ("install", "config", "faq", "api", "changelog")]
+)
+_ASSETS = (
+    "/static/css/site.css",
+    "/static/js/app.js",
+    "/static/img/logo.svg",
+    "/static/img/hero.jpg",
+    "/static/fonts/inter.woff2",
+    "/favicon.ico",
+)
+_PROBES = (
+    "/wp-login.php",
+    "/.env",
+    "/xmlrpc.php",
+    "/admin/config.php",
+    "/.git/config",
+    "/phpmyadmin/",
+)
+_REFERRERS = (
+    ("-", 40),
+    ("https://www.google.com/", 25),
+    ("https://www.bing.com/", 3),
+    ("https://duckduckgo.com/", 4),
+    ("https://news.ycombinator.com/", 4),
+    ("https://www.reddit.com/r/selfhosted/comments/abc123/", 3),
+    ("https://t.co/Xy12Ab", 2),
+    ("https://mastodon.social/@someone/1122334455", 2),
+    ("https://chatgpt.com/", 2),
+    ("https://lobste.rs/s/qwe123/", 1),
+    ("https://github.com/someone/awesome-selfhosted", 3),
+    ("http://best-seo-offer.xyz/", 1),
+)
+_CAMPAIGNS = ("?utm_source=newsletter&utm_medium=email&utm_campaign=launch", "?ref=producthunt")
+
+
+def _ip(r: random.Random) -> str:
+    if r.random() < 0.1:
+        return f"2001:db8:{r.randrange(65536):x}:{r.randrange(65536):x}::{r.randrange(1, 65536):x}"
+    first = r.choice(
+        (5, 23, 31, 37, 45, 62, 77, 81, 89, 91, 104, 109, 145, 151, 176, 185, 188, 193, 203, 212)
+    )
+    return f"{first}.{r.randrange(256)}.{r.randrange(256)}.{r.randrange(1, 255)}"
+
+
+def _ua(r: random.Random) -> str:
+    t = r.choice(_BROWSERS)
+    return t.format(
+        v=r.randrange(110, 131),
+        b=r.randrange(5000, 7000),
+        p=r.randrange(10, 200),
+        s=r.randrange(15, 19),
+        p2=r.randrange(0, 8),
+        a=r.randrange(10, 15),
+    )
+
+
+def generate_lines(
+    n: int,
+    seed: int = 1,
+    start: datetime | None = None,
+    days: float = 7.0,
+    host: str = "example.com",
+) -> Iterator[str]:
+    """Yield `n` combined-format lines (without newline), in time order.
+
+    Example:
+        >>> lines = list(generate_lines(3, seed=7))
+        >>> len(lines), lines == list(generate_lines(3, seed=7))
+        (3, True)
+    """
+    r = random.Random(seed)
+    t0 = start or datetime(2026, 11, 1, tzinfo=timezone.utc)
+    span = days * 86400.0
+    # A population of visitors (address, user agent) with a long-tailed number of visits.
+    people = [(_ip(r), _ua(r)) for _ in range(max(50, n // 12))]
+    bots = [(_ip(r), r.choice(_BOTS)) for _ in range(max(10, n // 400))]
+    refs = [x for x, w in _REFERRERS for _ in range(w)]
+    pending: list[tuple[float, int, str]] = []
+    seq = 0
+
+    def push(at: float, line: str) -> None:
+        nonlocal seq
+        seq += 1
+        heapq.heappush(pending, (at, seq, line))
+
+    out = 0
+    t = 0.0
+    last_pushed = 1
+    step = span / max(n, 1)
+    while out < n:
+        # Start something new, then emit what is due, keeping time order.
+        t += r.expovariate(1.0) * step * last_pushed
+        before = seq
+        kind = r.random()
+        if kind < 0.72:  # a human session: pages with their assets
+            ip, ua = (
+                people[min(int(r.paretovariate(1.1)) - 1, len(people) - 1)]
+                if r.random() < 0.4
+                else r.choice(people)
+            )
+            ref = r.choice(refs)
+            tt = t
+            page = r.choice(_PAGES)
+            if r.random() < 0.05:
+                page += r.choice(_CAMPAIGNS)
+            for _ in range(1 + int(r.expovariate(0.7))):
+                status = 200 if r.random() < 0.93 else r.choice((304, 404, 301))
+                push(
+                    tt,
+                    f'{ip} - - [{{ts}}] "GET {page} HTTP/2.0" {status} '
+                    f'{r.randrange(2000, 40000)} "{ref}" "{ua}"',
+                )
+                for a in r.sample(_ASSETS, r.randrange(0, 4)):
+                    push(
+                        tt + r.random(),
+                        f'{ip} - - [{{ts}}] "GET {a} HTTP/2.0" {r.choice((200, 304))} '
+                        f'{r.randrange(300, 90000)} "https://{host}{page}" "{ua}"',
+                    )
+                ref = f"https://{host}{page}"
+                page = r.choice(_PAGES)
+                tt += r.expovariate(1 / 90.0) if r.random() < 0.9 else 1900 + r.random() * 600
+        elif kind < 0.95:  # a crawler or monitor
+            ip, ua = r.choice(bots)
+            path = r.choice(_PAGES + ["/robots.txt", "/sitemap.xml"])
+            push(
+                t,
+                f'{ip} - - [{{ts}}] "GET {path} HTTP/1.1" 200 {r.randrange(500, 30000)} "-" "{ua}"',
+            )
+        else:  # a scanner
+            ip = _ip(r)
+            for path in r.sample(_PROBES, r.randrange(1, 4)):
+                push(
+                    t,
+                    f'{ip} - - [{{ts}}] "GET {path} HTTP/1.1" 404 153 "-" "{r.choice(_BOTS[5:8])}"',
+                )
+        last_pushed = max(1, seq - before)
+        # Emit, in time order, everything due before the next start.
+        while pending and (pending[0][0] <= t or len(pending) > 4096) and out < n:
+            tt, _, line = heapq.heappop(pending)
+            ts = (t0 + timedelta(seconds=min(tt, span))).strftime("%d/%b/%Y:%H:%M:%S +0000")
+            yield line.replace("{ts}", ts, 1)
+            out += 1
+
+
+def write_log(out: BinaryIO, n: int, seed: int = 1, **kwargs: object) -> None:
+    """Write `n` lines to a binary stream, in blocks."""
+    buf: list[str] = []
+    for line in generate_lines(n, seed, **kwargs):  # type: ignore[arg-type]
+        buf.append(line)
+        if len(buf) >= 10000:
+            out.write(("\n".join(buf) + "\n").encode())
+            buf = []
+    if buf:
+        out.write(("\n".join(buf) + "\n").encode())
+
+
+_COMPOSE_START = (
+    "/docker-entrypoint.sh: /docker-entrypoint.d/ is not empty, "
+    "will attempt to perform configuration",
+    "/docker-entrypoint.sh: Looking for shell scripts in /docker-entrypoint.d/",
+    "10-listen-on-ipv6-by-default.sh: info: Getting the checksum of /etc/nginx/conf.d/default.conf",
+    "/docker-entrypoint.sh: Configuration complete; ready for start up",
+    '2026/11/04 06:00:01 [notice] 1#1: using the "epoll" event method',
+    "2026/11/04 06:00:01 [notice] 1#1: nginx/1.27.3",
+    "2026/11/04 06:00:01 [notice] 1#1: start worker processes",
+)
+
+
+def compose_lines(
+    n: int, seed: int = 3, service: str = "nginx", start: datetime | None = None
+) -> Iterator[str]:
+    """`docker compose logs` output: service prefixes, start-up and error lines mixed in.
+
+    Example:
+        >>> next(compose_lines(5))
+        'Attaching to nginx-1'
+    """
+    r = random.Random(seed)
+    label = f"{service}-1"
+    pad = " " * 2
+    yield f"Attaching to {label}"
+    for line in _COMPOSE_START:
+        yield f"{label}{pad}| {line}"
+    t0 = start or datetime(2026, 11, 4, 6, 0, 5, tzinfo=timezone.utc)
+    for i, line in enumerate(generate_lines(n, seed=seed, start=t0, days=0.5)):
+        yield f"{label}{pad}| {line}"
+        if r.random() < 0.02:
+            ts = (t0 + timedelta(seconds=i * 21)).strftime("%Y/%m/%d %H:%M:%S")
+            yield (
+                f"{label}{pad}| {ts} [error] 29#29: *{i} "
+                'open() "/usr/share/nginx/html/wp-login.php" failed '
+                "(2: No such file or directory), client: 203.0.113.50, server: localhost, "
+                'request: "GET /wp-login.php HTTP/1.1", host: "example.com"'
+            )
+
+
+def write_samples(directory: str) -> None:
+    """Write the bundled sample logs: three rotated days and a docker compose stream."""
+    import gzip
+    from pathlib import Path
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    days = [
+        ("access.log.2.gz", datetime(2026, 11, 1, tzinfo=timezone.utc)),
+        ("access.log.1", datetime(2026, 11, 2, tzinfo=timezone.utc)),
+        ("access.log", datetime(2026, 11, 3, tzinfo=timezone.utc)),
+    ]
+    for i, (name, start) in enumerate(days):
+        text = "".join(
+            line + "\n" for line in generate_lines(3000, seed=10 + i, start=start, days=1.0)
+        )
+        data = text.encode()
+        if name.endswith(".gz"):
+            data = gzip.compress(data, mtime=0)
+        (out / name).write_bytes(data)
+    stream = "".join(line + "\n" for line in compose_lines(1500))
+    (out / "docker-compose.log").write_text(stream)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Write a realistic nginx access log to stdout.")
+    parser.add_argument("lines", type=int, nargs="?", default=0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--days", type=float, default=7.0)
+    parser.add_argument("--samples", metavar="DIR", help="write the bundled sample logs to DIR")
+    args = parser.parse_args(argv)
+    if args.samples:
+        write_samples(args.samples)
+    else:
+        write_log(sys.stdout.buffer, args.lines, seed=args.seed, days=args.days)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,8 @@
+"""The DuckDB store: schema, migrations, locks and the connection."""
+
+from __future__ import annotations
+
+from .db import DEFAULT_LOCK_TIMEOUT, Store, default_db_path
+from .schema import REQUEST_COLUMNS, SCHEMA_VERSION
+
+__all__ = ["DEFAULT_LOCK_TIMEOUT", "REQUEST_COLUMNS", "SCHEMA_VERSION", "Store", "default_db_path"]

@@ -1,0 +1,258 @@
+"""Store: owns the DuckDB connection, the schema and the locks.
+
+The connection is an in-memory DuckDB instance that never spills to disk (staged
+lines hold raw addresses). The database file is ATTACHed as `db` only for the
+moment a unit of work needs it, then detached, so that reports can read while an
+import or tail runs. Writers also take `<db>.lock` for their whole run, so two
+imports never interleave.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import random
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from ..errors import StoreError, StoreLockedError
+from .schema import MIGRATIONS, SCHEMA_VERSION
+
+DEFAULT_LOCK_TIMEOUT = 10.0
+DEFAULT_MEMORY_LIMIT = "1GB"
+
+
+def default_db_path() -> Path:
+    """`$LOGALYSE_DB`, else `$XDG_DATA_HOME/logalyse/logalyse.duckdb`."""
+    env = os.environ.get("LOGALYSE_DB")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "logalyse" / "logalyse.duckdb"
+
+
+def _is_lock_error(e: duckdb.Error) -> bool:
+    text = str(e).lower()
+    return "lock" in text and ("conflicting" in text or "could not set" in text)
+
+
+class Store:
+    """The logalyse database.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> with Store(pathlib.Path(tempfile.mkdtemp()) / "t.duckdb") as store:
+        ...     with store.attached() as con:
+        ...         con.execute("SELECT count(*) FROM requests").fetchone()
+        (0,)
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        read_only: bool = False,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        memory_limit: str = DEFAULT_MEMORY_LIMIT,
+        threads: int | None = None,
+    ) -> None:
+        self.path = Path(path) if str(path) != ":memory:" else Path(":memory:")
+        self.in_memory = str(path) == ":memory:"
+        self.read_only = read_only
+        self.lock_timeout = lock_timeout
+        config: dict[str, Any] = {"temp_directory": "", "memory_limit": memory_limit}
+        if threads:
+            config["threads"] = threads
+        self.con = duckdb.connect(":memory:", config=config)
+        self.con.execute("SET TimeZone = 'UTC'")
+        self._depth = 0
+        self._live = False  # the file is attached (an in-memory store stays attached)
+        self._checked = False
+        if not read_only and not self.in_memory:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._live and not self.in_memory:
+            self._detach()
+        self.con.close()
+
+    @property
+    def key_path(self) -> Path:
+        """The day-key file: beside the database, never inside it."""
+        return Path(str(self.path) + ".keys")
+
+    @property
+    def lock_path(self) -> Path:
+        return Path(str(self.path) + ".lock")
+
+    # -- attaching ---------------------------------------------------------------
+
+    def _attach_once(self) -> None:
+        target = ":memory:" if self.in_memory else str(self.path)
+        mode = " (READ_ONLY)" if self.read_only else ""
+        self.con.execute(f"ATTACH '{target.replace(chr(39), chr(39) * 2)}' AS db{mode}")
+        self.con.execute("USE db")
+        self._live = True
+
+    def _detach(self) -> None:
+        self.con.execute("USE memory")
+        self.con.execute("DETACH db")
+        self._live = False
+
+    def attach(self) -> duckdb.DuckDBPyConnection:
+        """Attach the database file as `db` and USE it; pair every call with `detach()`.
+
+        Retries with backoff while another process holds the file, up to `lock_timeout`.
+        Nested calls only count: the file is attached once.
+        """
+        if not self._live:
+            if self.read_only and not self.in_memory and not self.path.exists():
+                raise StoreError(
+                    f"no logalyse database at {self.path} yet: run `logalyse import` first, "
+                    "or point --db / LOGALYSE_DB at one"
+                )
+            deadline = time.monotonic() + self.lock_timeout
+            delay = 0.005
+            while True:
+                try:
+                    self._attach_once()
+                    break
+                except duckdb.Error as e:
+                    if not _is_lock_error(e):
+                        raise StoreError(f"cannot open {self.path}: {e}") from e
+                    if time.monotonic() >= deadline:
+                        raise StoreLockedError(
+                            f"the database {self.path} stayed busy for {self.lock_timeout:g}s "
+                            "(another logalyse process holds it); try again later"
+                        ) from e
+                    time.sleep(delay * (0.5 + random.random()))
+                    delay = min(delay * 2, 0.05)
+            try:
+                self._ensure_schema()
+            except BaseException:
+                self._detach()
+                raise
+        self._depth += 1
+        return self.con
+
+    def detach(self) -> None:
+        """Undo one `attach()`; the last one detaches the file so that others can open it."""
+        self._depth -= 1
+        if self._depth == 0 and not self.in_memory:
+            self._detach()
+
+    @property
+    def is_attached(self) -> bool:
+        return self._depth > 0
+
+    @contextmanager
+    def attached(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Attach the database for the duration of the block (see `attach`)."""
+        con = self.attach()
+        try:
+            yield con
+        finally:
+            self.detach()
+
+    # -- schema ------------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        """The schema version of the attached database (0 when empty)."""
+        has_meta = self.con.execute(
+            "SELECT count(*) FROM duckdb_tables() "
+            "WHERE database_name = 'db' AND table_name = 'meta'"
+        ).fetchone()
+        if not has_meta or not has_meta[0]:
+            return 0
+        row = self.con.execute("SELECT value FROM db.meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _ensure_schema(self) -> None:
+        if self._checked:
+            return
+        version = self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this logalyse "
+                f"understands ({SCHEMA_VERSION}): upgrade logalyse"
+            )
+        if version < SCHEMA_VERSION:
+            if self.read_only:
+                if version == 0:
+                    raise StoreError(f"{self.path} is not a logalyse database")
+                raise StoreError(
+                    f"{self.path} has schema version {version}; run `logalyse import` "
+                    f"(any write) to migrate it to {SCHEMA_VERSION}"
+                )
+            self.migrate(version)
+        self._checked = True
+
+    def migrate(self, current: int) -> None:
+        """Apply every migration after `current`, each in its own transaction."""
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            self.con.execute("BEGIN")
+            try:
+                for stmt in MIGRATIONS[version]:
+                    self.con.execute(stmt)
+                self.con.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(version)]
+                )
+                if version == 1:
+                    self.con.execute(
+                        "INSERT INTO meta VALUES "
+                        "('created_at', strftime(now(), '%Y-%m-%dT%H:%M:%SZ'))"
+                    )
+                self.con.execute("COMMIT")
+            except duckdb.Error as e:
+                self.con.execute("ROLLBACK")
+                raise StoreError(f"migrating {self.path} to version {version} failed: {e}") from e
+
+    # -- queries -----------------------------------------------------------------
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run one statement against the database and fetch all rows."""
+        with self.attached() as con:
+            return con.execute(sql, params or []).fetchall()
+
+    # -- the writers' lock -------------------------------------------------------
+
+    @contextmanager
+    def writer_lock(self, timeout: float | None = None) -> Iterator[None]:
+        """Hold `<db>.lock` so that only one import or tail writes this database."""
+        if self.in_memory:
+            yield
+            return
+        wait = self.lock_timeout if timeout is None else timeout
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError as e:
+                    if time.monotonic() >= deadline:
+                        raise StoreLockedError(
+                            f"another import or tail is writing {self.path} "
+                            f"(waited {wait:g}s); nothing was imported by this run"
+                        ) from e
+                    time.sleep(0.05)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)

@@ -1,0 +1,108 @@
+"""The store's DDL, as SQL strings, and the migrations between schema versions.
+
+Migration N brings a database from version N-1 to N; version 0 is an empty file.
+Each runs in one transaction with the version bump, so a crash leaves either version.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+_V1 = (
+    """
+    CREATE TABLE meta (
+        key VARCHAR PRIMARY KEY,
+        value VARCHAR
+    )
+    """,
+    # One row per input: a log file (identified by its first bytes) or a named stream.
+    """
+    CREATE TABLE sources (
+        id INTEGER PRIMARY KEY,
+        kind VARCHAR NOT NULL,          -- 'file' or 'stream'
+        name VARCHAR NOT NULL,          -- path last read from, or the stream's name
+        device UBIGINT,
+        inode UBIGINT,
+        fingerprint VARCHAR,            -- blake2b-128 of the first fp_len content bytes
+        fp_len INTEGER,
+        compressed BOOLEAN NOT NULL DEFAULT FALSE,
+        size BIGINT,                    -- file size (on disk) when last read
+        complete BOOLEAN NOT NULL DEFAULT FALSE,  -- a compressed file read to its end
+        byte_offset BIGINT NOT NULL DEFAULT 0,    -- content bytes imported
+        lines BIGINT NOT NULL DEFAULT 0,          -- lines consumed up to byte_offset
+        position VARCHAR,               -- streams: JSON {replica: {ts, fingerprints}}
+        first_import TIMESTAMP,
+        last_import TIMESTAMP
+    )
+    """,
+    """
+    CREATE TABLE user_agents (
+        id INTEGER PRIMARY KEY,
+        ua VARCHAR NOT NULL UNIQUE,
+        browser VARCHAR,
+        browser_major VARCHAR,
+        os VARCHAR,
+        device VARCHAR,                 -- desktop | mobile | tablet | bot | other
+        is_bot BOOLEAN,
+        bot_name VARCHAR
+    )
+    """,
+    # One row per request. No raw address: visitor_id is a keyed hash under a day key
+    # that lives outside the database and is destroyed once the day is closed.
+    """
+    CREATE TABLE requests (
+        ts TIMESTAMP NOT NULL,          -- UTC
+        visitor_id BIGINT NOT NULL,     -- blake2b-64(day key; address, user agent, host)
+        host VARCHAR,
+        method VARCHAR,
+        path VARCHAR,
+        query VARCHAR,                  -- scrubbed: utm_* and allow-listed keys only
+        protocol VARCHAR,
+        status SMALLINT,
+        bytes BIGINT,
+        referrer VARCHAR,               -- without query string or fragment
+        ua_id INTEGER,                  -- user_agents.id
+        source_id INTEGER NOT NULL,     -- sources.id
+        line_no BIGINT NOT NULL,        -- line in the source; (source_id, line_no) is unique
+        country VARCHAR,                -- ISO 3166 code, looked up before hashing
+        city VARCHAR,
+        is_bot BOOLEAN,
+        is_pageview BOOLEAN,
+        referrer_host VARCHAR,
+        source_kind VARCHAR,            -- direct|search|social|ai|campaign|website|internal
+        source_name VARCHAR,
+        utm_source VARCHAR,
+        utm_medium VARCHAR,
+        utm_campaign VARCHAR
+    )
+    """,
+    # Days that had a key: when it was made and when it was destroyed (the key is not here).
+    """
+    CREATE TABLE day_keys (
+        day DATE PRIMARY KEY,
+        created_at TIMESTAMP NOT NULL,
+        closed_at TIMESTAMP,
+        late_lines BIGINT NOT NULL DEFAULT 0
+    )
+    """,
+)
+
+#: version -> statements bringing the previous version to it.
+MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1}
+
+#: Columns of `requests` written by the import, in insert order.
+REQUEST_COLUMNS = (
+    "ts",
+    "visitor_id",
+    "host",
+    "method",
+    "path",
+    "query",
+    "protocol",
+    "status",
+    "bytes",
+    "referrer",
+    "ua_id",
+    "source_id",
+    "line_no",
+)

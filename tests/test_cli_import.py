@@ -1,0 +1,124 @@
+"""`logalyse import` as users run it: messages on stderr, nothing on stdout, exit codes."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from logalyse.cli import cli
+from logalyse.errors import ExitCode
+
+from .conftest import FIXTURES, LOGS, SAMPLE_LOGS
+
+HACKERS = str(LOGS / "hackers-access.log")
+
+
+def test_import_prints_one_summary_line_on_stderr(runner: CliRunner, db_path: Path) -> None:
+    result = runner.invoke(cli, ["--db", str(db_path), "import", HACKERS])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert result.stderr.startswith("imported 3,456 lines from 1 input in ")
+    assert result.stderr.endswith("(3,456 read, 0 already imported, 0 malformed, 0 non-access)\n")
+    again = runner.invoke(cli, ["import", "--db", str(db_path), HACKERS])
+    assert "imported 0 lines" in again.stderr and "3,456 already imported" in again.stderr
+
+
+def test_db_from_environment_and_xdg_default(runner: CliRunner, tmp_path: Path) -> None:
+    env_db = tmp_path / "env.duckdb"
+    result = runner.invoke(cli, ["import", "-q", HACKERS], env={"LOGALYSE_DB": str(env_db)})
+    assert result.exit_code == 0, result.output
+    assert env_db.exists()
+    result = runner.invoke(cli, ["import", "-q", HACKERS])
+    assert result.exit_code == 0, result.output
+    default = Path(os.environ["XDG_DATA_HOME"]) / "logalyse" / "logalyse.duckdb"
+    assert default.exists()
+    assert stat.S_IMODE(Path(str(default) + ".keys").stat().st_mode) == 0o600
+
+
+def test_quiet_prints_nothing(runner: CliRunner, db_path: Path) -> None:
+    result = runner.invoke(cli, ["import", "--db", str(db_path), "-q", HACKERS])
+    assert (result.exit_code, result.output) == (0, "")
+
+
+def test_stdin(runner: CliRunner, db_path: Path) -> None:
+    text = (SAMPLE_LOGS / "docker-compose.log").read_bytes()
+    result = runner.invoke(cli, ["import", "--db", str(db_path), "-"], input=text)
+    assert result.exit_code == 0, result.output
+    assert "imported 1,500 lines" in result.stderr and "33 non-access" in result.stderr
+
+
+def test_missing_file_is_a_clear_error(runner: CliRunner, db_path: Path) -> None:
+    result = runner.invoke(cli, ["import", "--db", str(db_path), "/nonexistent/access.log"])
+    assert result.exit_code == ExitCode.ERROR
+    assert result.stderr == "Error: /nonexistent/access.log: no such file\n"
+
+
+def test_unreadable_file(runner: CliRunner, db_path: Path, tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        return  # root reads everything
+    log = tmp_path / "secret.log"
+    log.write_text("x\n")
+    log.chmod(0)
+    result = runner.invoke(cli, ["import", "--db", str(db_path), str(log)])
+    assert result.exit_code == ExitCode.ERROR and "permission denied" in result.stderr
+
+
+def test_directory_is_a_clear_error(runner: CliRunner, db_path: Path) -> None:
+    result = runner.invoke(cli, ["import", "--db", str(db_path), str(LOGS)])
+    assert result.exit_code == ExitCode.ERROR
+    assert "is a directory" in result.stderr
+
+
+def test_bad_format_is_a_usage_error(runner: CliRunner, db_path: Path) -> None:
+    result = runner.invoke(
+        cli, ["import", "--db", str(db_path), "--format", "$remote_addr", HACKERS]
+    )
+    assert result.exit_code == ExitCode.USAGE
+    assert "lacks a time" in result.stderr
+    assert not db_path.exists()
+
+
+def test_wrong_format_exits_with_its_own_code(runner: CliRunner, db_path: Path) -> None:
+    result = runner.invoke(
+        cli,
+        [
+            "import",
+            "--db",
+            str(db_path),
+            "--format",
+            "common",
+            str(FIXTURES / "crowdsec-hub" / "traefik_json--traefik_json.log"),
+        ],
+    )
+    assert result.exit_code == ExitCode.MOSTLY_MALFORMED
+    assert "7 malformed lines" in result.stderr
+    assert "did not parse as format 'common' (7 of 7): pass --format" in result.stderr
+
+
+def test_malformed_lines_shown_masked_and_kept_aside(
+    runner: CliRunner, db_path: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "a.log"
+    log.write_text(
+        '203.0.113.9 - - [01/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "x"\n'
+        "203.0.113.9 - [broken line with \x1b[31mescape\n"
+    )
+    rejects = tmp_path / "rejects.tsv"
+    result = runner.invoke(
+        cli, ["import", "--db", str(db_path), "--rejects", str(rejects), str(log)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 malformed line\n" in result.stderr
+    assert "  line 2: x.x.x.x - [broken line with \\x1B[31mescape\n" in result.stderr
+    assert "\x1b" not in result.stderr and "203.0.113.9" not in result.stderr
+    assert rejects.read_text() == f"{log}\t2\tx.x.x.x - [broken line with \x1b[31mescape\n"
+
+
+def test_help_lists_exit_codes(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["import", "--help"])
+    assert result.exit_code == 0
+    assert "3   most lines of an input did not parse" in result.output
+    assert "--format" in result.output and "LOGALYSE_DB" in result.output

@@ -1,0 +1,242 @@
+"""Day keys, visitor ids, address normalisation, scrubbing and masking."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import stat
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from logalyse.errors import KeyFileError
+from logalyse.formats import printable, unescape
+from logalyse.privacy import (
+    DayKeys,
+    client_address,
+    closable_days,
+    day_end,
+    hmac_pads,
+    mask_ips,
+    scrub_query,
+    scrub_query_sql,
+    strip_referrer,
+    strip_referrer_sql,
+    visitor_id,
+    visitor_id_sql,
+)
+
+
+@pytest.fixture(scope="module")
+def con() -> duckdb.DuckDBPyConnection:
+    return duckdb.connect()
+
+
+# -- day keys ------------------------------------------------------------------------
+
+
+def test_key_file_is_private_and_keys_are_random(tmp_path: Path) -> None:
+    keys = DayKeys(tmp_path / "k" / "db.keys")
+    a, b = keys.key("2026-11-01"), keys.key("2026-11-02")
+    assert a != b and len(a) == 32
+    assert stat.S_IMODE((tmp_path / "k" / "db.keys").stat().st_mode) == 0o600
+    again = DayKeys(tmp_path / "k" / "db.keys")
+    assert again.key("2026-11-01") == a
+    assert DayKeys(tmp_path / "other.keys").key("2026-11-01") != a
+
+
+def test_destroyed_keys_are_gone_from_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "db.keys"
+    keys = DayKeys(path)
+    old = keys.key("2026-11-01")
+    keys.key("2026-11-02")
+    assert keys.destroy(["2026-11-01", "2026-10-01"]) == ["2026-11-01"]
+    text = path.read_text()
+    assert "2026-11-01" not in text and old.hex() not in text
+    assert DayKeys(path).days() == ["2026-11-02"]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    # A day whose key is gone gets a new one, never the old one back.
+    assert DayKeys(path).key("2026-11-01") != old
+
+
+def test_widened_permissions_are_narrowed(tmp_path: Path) -> None:
+    path = tmp_path / "db.keys"
+    DayKeys(path).key("2026-11-01")
+    os.chmod(path, 0o644)
+    DayKeys(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_corrupt_key_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "db.keys"
+    path.write_text("{not json")
+    with pytest.raises(KeyFileError, match="unreadable or corrupt"):
+        DayKeys(path)
+
+
+def test_days_close_after_the_grace_period() -> None:
+    days = ["2026-11-01", "2026-11-02"]
+    assert closable_days(days, datetime(2026, 11, 2, 1, 59)) == []
+    assert closable_days(days, datetime(2026, 11, 2, 2, 1)) == ["2026-11-01"]
+    assert closable_days(days, datetime(2026, 11, 3, 2, 1), grace=timedelta(0)) == days
+    # In Paris, 1 November ends at 23:00 UTC (winter time).
+    assert day_end("2026-11-01", "Europe/Paris") == datetime(2026, 11, 1, 23, 0)
+
+
+# -- visitor ids ---------------------------------------------------------------------
+
+
+@settings(max_examples=60)
+@given(
+    key=st.binary(min_size=32, max_size=32),
+    address=st.one_of(st.ip_addresses().map(str), st.text(max_size=20)),
+    ua=st.text(max_size=80),
+    host=st.text(max_size=20),
+)
+def test_sql_visitor_id_equals_python(key: bytes, address: str, ua: str, host: str) -> None:
+    con = duckdb.connect()
+    if "\0" in address + ua + host:
+        return  # never in a parsed field
+    ipad, opad = hmac_pads(key)
+    con.register(
+        "t",
+        pa.table(
+            {
+                "ipad": pa.array([ipad], pa.binary()),
+                "opad": pa.array([opad], pa.binary()),
+                "a": [address],
+                "u": [ua],
+                "h": [host],
+            }
+        ),
+    )
+    (got,) = con.execute(
+        f"SELECT {visitor_id_sql('ipad', 'opad', 'a', 'u', 'h')} FROM t"
+    ).fetchall()[0]
+    assert got == visitor_id(key, address, ua, host)
+
+
+def test_visitor_id_depends_on_every_part() -> None:
+    k = b"k" * 32
+    base = visitor_id(k, "203.0.113.9", "curl/8", "example.com")
+    assert base != visitor_id(k, "203.0.113.8", "curl/8", "example.com")
+    assert base != visitor_id(k, "203.0.113.9", "curl/9", "example.com")
+    assert base != visitor_id(k, "203.0.113.9", "curl/8", "example.org")
+    assert -(2**63) <= base < 2**63
+
+
+# -- client addresses ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("remote", "xff", "expected"),
+    [
+        ("203.0.113.7", "", "203.0.113.7"),
+        ("::ffff:203.0.113.7", "", "203.0.113.7"),
+        ("2001:DB8::1", "", "2001:db8::1"),
+        ("172.17.0.1", "198.51.100.4, 10.0.0.2", "198.51.100.4"),
+        ("172.17.0.1", "-", "172.17.0.1"),
+        ("203.0.113.7", "198.51.100.4", "203.0.113.7"),  # a public peer is not a proxy
+        ("10.0.0.2, 10.0.0.1, 81.2.69.143", "", "81.2.69.143"),
+        ('"10.5.102.222, 175.16.199.1" 10.2.1.185', "", "175.16.199.1"),
+        ("unix:", "", "unix:"),
+        ("localhost", "", "localhost"),
+        ("", "", ""),
+    ],
+)
+def test_client_address(remote: str, xff: str, expected: str) -> None:
+    assert client_address(remote, xff if xff != "-" else "") == expected
+
+
+@given(st.ip_addresses(v=4))
+def test_mapped_ipv6_folds_to_ipv4(ip: ipaddress.IPv4Address) -> None:
+    assert client_address(f"::ffff:{ip}") == str(ip)
+
+
+# -- query strings and referrers -----------------------------------------------------
+
+
+def test_scrub_query() -> None:
+    assert scrub_query("id=42&utm_source=hn&email=a%40b.c&ref=x") == "utm_source=hn&ref=x"
+    assert scrub_query("token=abc") is None
+    assert scrub_query("") is None
+    assert scrub_query("UTM_Medium=x&lang=fr", allow=("lang",)) == "UTM_Medium=x&lang=fr"
+
+
+@settings(max_examples=100)
+@given(
+    st.one_of(
+        st.none(),
+        st.lists(
+            st.tuples(
+                st.sampled_from(["utm_source", "UTM_x", "ref", "id", "email", "q", ""]),
+                st.text(alphabet="abc=%20", max_size=5),
+            ),
+            max_size=5,
+        ).map(lambda kv: "&".join(f"{k}={v}" if v else k for k, v in kv)),
+    )
+)
+def test_sql_scrub_equals_python(query: str | None) -> None:
+    con = duckdb.connect()
+    (got,) = con.execute(f"SELECT {scrub_query_sql('$1::VARCHAR')}", [query]).fetchall()[0]
+    assert got == scrub_query(query)
+
+
+@pytest.mark.parametrize(
+    "ref",
+    ["https://www.google.com/search?q=me#top", "https://x.org/a#b", "https://x.org/", "", None],
+)
+def test_strip_referrer_sql_equals_python(con: duckdb.DuckDBPyConnection, ref: str | None) -> None:
+    (got,) = con.execute(f"SELECT {strip_referrer_sql('$1::VARCHAR')}", [ref]).fetchall()[0]
+    assert got == strip_referrer(ref)
+    assert got is None or "?" not in got
+
+
+# -- masking and display -------------------------------------------------------------
+
+
+def test_mask_ips_keeps_times() -> None:
+    line = '203.0.113.9 - - [17/May/2015:10:05:03 +0000] "GET / HTTP/1.1" from 2001:db8::1 and ::1'
+    masked = mask_ips(line)
+    assert "203.0.113.9" not in masked and "2001:db8::1" not in masked
+    assert "10:05:03" in masked and masked.count("x:x:x:x") == 2
+
+
+@given(st.ip_addresses())
+def test_mask_ips_hides_any_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
+    for text in (str(ip), ip.exploded, f"client: {ip}, server"):
+        masked = mask_ips(text)
+        assert str(ip) not in masked and ip.exploded not in masked
+
+
+def test_unescape_decodes_utf8_and_keeps_controls_visible() -> None:
+    assert unescape(r"Mozilla \x22quoted\x22 caf\xC3\xA9") == 'Mozilla "quoted" café'
+    assert unescape(r"\x1B[31mred") == r"\x1B[31mred"
+    assert unescape(r"\x5Cx41") == r"\x41"  # an escaped backslash is not an escape
+    assert unescape(r"bad \xFF\xFE") == r"bad \xFF\xFE"
+
+
+@given(st.text())
+def test_printable_never_lets_controls_through(text: str) -> None:
+    out = printable(text)
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in out)
+
+
+@given(st.binary(max_size=50))
+def test_unescape_output_is_safe(raw: bytes) -> None:
+    escaped = "".join(f"\\x{b:02X}" for b in raw)
+    out = unescape(escaped)
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in out)
+
+
+def test_key_file_is_json_with_hex_keys(tmp_path: Path) -> None:
+    keys = DayKeys(tmp_path / "db.keys")
+    k = keys.key("2026-11-01")
+    data = json.loads((tmp_path / "db.keys").read_text())
+    assert data == {"format": 1, "keys": {"2026-11-01": k.hex()}}
