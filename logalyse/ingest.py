@@ -4,22 +4,27 @@ Per batch, DuckDB parses every line at once in the store's in-memory instance (w
 never spills: staged lines hold raw addresses). Python touches only distinct values:
 user agents, client addresses and (day, address, user agent, host) combinations.
 
-Parsed batches wait in an in-memory table until a whole DuckDB row group of requests
-is ready, then go to the database file together with the source's checkpoint, in one
+Two threads parse batches side by side (DuckDB parses one Arrow batch on one core).
+Parsed batches wait in in-memory tables until a whole DuckDB row group of requests is
+ready, then go to the database file together with the source's checkpoint, in one
 transaction. A crash at any moment loses nothing and a rerun counts nothing twice.
 """
 
 from __future__ import annotations
 
+import collections
+import itertools
 import json
 import re
+import threading
 import time
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -57,7 +62,7 @@ from .sources import (
 )
 from .store import REQUEST_COLUMNS, Store
 
-DEFAULT_BATCH_BYTES = 16 << 20
+DEFAULT_BATCH_BYTES = 8 << 20
 #: DuckDB's row group: a commit of whole row groups is written straight to the file,
 #: while a partial one goes through the WAL and is written again at checkpoint.
 ROW_GROUP_ROWS = 122_880
@@ -156,6 +161,8 @@ class _Source:
     lines: int = 0  # lines committed (files) / highest line_no committed (streams)
     parsed_offset: int = 0  # content bytes parsed (>= offset)
     parsed_lines: int = 0
+    queued_offset: int = 0  # content bytes handed to the parsing threads (>= parsed)
+    queued_lines: int = 0
     info: FileInfo | None = None
     fmt: LogFormat | None = None
     prefix: StreamPrefix = field(default_factory=StreamPrefix)
@@ -168,6 +175,17 @@ class _Source:
 
 
 @dataclass
+class _Parsed:
+    """What a parsing thread hands back about its batch."""
+
+    counts: Counter[tuple[str, bool]] = field(default_factory=Counter)  # (kind, old) -> lines
+    days: Counter[date] = field(default_factory=Counter)  # day -> new requests
+    uas: list[str] = field(default_factory=list)  # distinct user agents of new requests
+    malformed: list[tuple[int, str]] = field(default_factory=list)  # (line number, line)
+    position: str | None = None  # streams: the position after this batch
+
+
+@dataclass
 class _Commit:
     """A unit of work for the committer: staged requests and the checkpoint that goes with them."""
 
@@ -175,8 +193,10 @@ class _Commit:
     name: str
     kind: str
     info: FileInfo | None
-    table: str | None  # staged table in the in-memory catalog, dropped once committed
-    last_line: int  # commit staged requests with line_no <= last_line
+    batches: list[int]  # batches (tables b<N>, visitor ids in v<N>) holding the requests
+    first_line: int  # commit staged requests with first_line < line_no <= last_line
+    last_line: int
+    requests: int  # how many requests that is
     offset: int  # the checkpoint to write
     lines: int
     before: tuple[int, int] | None  # the checkpoint expected in the store; None = new source
@@ -192,13 +212,10 @@ class _Committer:
 
     It keeps the database attached from one commit to the next, but releases it at
     least every HOLD_SECONDS so that reports can read while a long import runs.
-    (Committing in a second thread, while the next batch is parsed, was measured: on
-    2 cores it bought nothing, the two competing for the same CPU.)
     """
 
-    def __init__(self, store: Store, query_allow: Sequence[str]) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
-        self.query_allow = tuple(query_allow)
         self._attached_at: float | None = None
 
     def release(self) -> None:
@@ -226,20 +243,28 @@ class _Committer:
                 )
                 db.execute("INSERT INTO user_agents (id, ua) SELECT id, ua FROM new_uas")
                 db.unregister("new_uas")
-            if job.table:
-                db.execute(
+            if job.batches:
+                staged = " UNION ALL ".join(
+                    f"SELECT b.*, v.vid FROM memory.main.b{n} AS b "
+                    f"JOIN memory.main.v{n} AS v ON b.ck = v.ck"
+                    for n in job.batches
+                )
+                (inserted,) = db.execute(
                     f"""
                     INSERT INTO requests ({cols})
-                    SELECT s.ts, v.vid, nullif(s.host, ''), s.method, s.path,
-                           {scrub_query_sql("s.query", self.query_allow)}, s.proto,
-                           s.status, s.bytes, {strip_referrer_sql("s.referrer")}, u.ua_id,
-                           {job.source_id}, s.line_no
-                    FROM memory.main.{job.table} AS s
-                    JOIN memory.main.vmap AS v ON s.ck = v.ck
-                    JOIN memory.main.uamap AS u ON s.ua = u.ua
-                    WHERE s.kind = 'ok' AND NOT s.old AND s.line_no <= {job.last_line}
+                    SELECT s.ts, s.vid, nullif(s.host, ''), s.method, s.path, s.query, s.proto,
+                           s.status, s.bytes, s.referrer, u.ua_id, {job.source_id}, s.line_no
+                    FROM ({staged}) AS s JOIN memory.main.uamap AS u ON s.uh = u.uh
+                    WHERE s.kind = 'ok' AND NOT s.old
+                      AND s.line_no > {job.first_line} AND s.line_no <= {job.last_line}
                     """
-                )
+                ).fetchall()[0]
+                if inserted != job.requests:
+                    # A staged request without its visitor id or user agent: never drop it.
+                    raise StoreError(
+                        f"internal error: {job.requests:,} requests of {job.name} were ready "
+                        f"but {inserted:,} would have been stored; nothing was committed"
+                    )
             if job.new_days:
                 db.execute(
                     "INSERT INTO day_keys (day, created_at) "
@@ -258,9 +283,6 @@ class _Committer:
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        finally:
-            if job.table:
-                db.execute(f"DROP TABLE IF EXISTS memory.main.{job.table}")
         if time.monotonic() - self._attached_at > HOLD_SECONDS:
             self.release()
 
@@ -330,20 +352,24 @@ class Importer:
         self.keys = DayKeys(store.key_path)
         self.forced_format = compile_format(options.format) if options.format else None
         self.stats = IngestStats()
-        # Parsing uses its own connection; the store's main connection (which USEs the
-        # attached database) commits.
-        self.con = store.con.cursor()
-        self.con.execute("SET TimeZone = 'UTC'")
-        self._committer = _Committer(store, options.query_allow)
+        # This thread's connection; the store's main one (which USEs the attached
+        # database) commits; each parsing thread has its own (self._local).
+        self.con = store.cursor()
+        # Every query on one core: two threads parse batches side by side, and queries
+        # spread over both cores would only fight them.
+        self.con.execute("SET threads = 1")
+        self._committer = _Committer(store)
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="logalyse-parse")
+        self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._ua_ids: dict[str, int] = {}
         self._ips: dict[tuple[str, str], str] = {}
         self._last_detection: tuple[LogFormat, StreamPrefix] | None = None
-        # Parsed lines wait in table memory.main.stage_<N> until a row group of requests
-        # is ready; `bid` tells the batches inside apart.
+        # Each parsed batch waits in table memory.main.b<N> until a row group of requests
+        # is ready: [N, requests in it not yet committed, its last line number].
         self._bid = 0
-        self._gen = 0
-        self._stage: str | None = None
-        self._staged = 0  # requests staged and not yet handed to the committer
+        self._batches: list[list[int]] = []
+        self._staged = 0  # requests parsed and not yet committed
         self._pending_uas: list[tuple[int, str]] = []
         self._pending_days: set[str] = set()
         self._pending_late: Counter[str] = Counter()
@@ -359,11 +385,12 @@ class Importer:
             ).fetchall()
         self._known_days = {d for d, _ in days}
         self.closed_days = {d for d, closed in days if closed}
-        self.con.execute("CREATE OR REPLACE TABLE memory.main.uamap (ua VARCHAR, ua_id INTEGER)")
+        # User agent ids by hash of the text: a join on 8 bytes, not on ~120.
+        self.con.execute("CREATE OR REPLACE TABLE memory.main.uamap (uh UBIGINT, ua_id INTEGER)")
 
     @contextmanager
     def _db(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """The parsing connection, with the database attached (as `db`) meanwhile."""
+        """This thread's connection, with the database attached (as `db`) meanwhile."""
         self.store.attach()
         try:
             yield self.con
@@ -382,7 +409,10 @@ class Importer:
                     self.stats.sources.append(self.import_stream(inp))
             self.stats.days_closed = self.close_days()
         finally:
+            self._pool.shutdown()
             self.con.execute("DROP TABLE IF EXISTS memory.main.uamap")
+            for cur in self._cursors:
+                cur.close()
             self.con.close()
         self.stats.seconds = time.monotonic() - started
         return self.stats
@@ -423,14 +453,14 @@ class Importer:
                 except OSError:
                     return True
 
-            for data, consumed in batches(
-                reader, self.options.batch_bytes, take_partial=writer_idle
-            ):
-                self._load(src, data, consumed)
-                if self._staged >= ROW_GROUP_ROWS:
-                    self._hand_off(src, limit=self._staged // ROW_GROUP_ROWS * ROW_GROUP_ROWS)
+            def progress() -> None:
                 if self.on_progress:
                     self.on_progress(str(path), raw.tell(), info.size)
+
+            blocks = batches(reader, self.options.batch_bytes, take_partial=writer_idle)
+            for _ in self._parsed(src, blocks, progress):
+                if self._staged >= ROW_GROUP_ROWS:
+                    self._hand_off(src, limit=self._staged // ROW_GROUP_ROWS * ROW_GROUP_ROWS)
             self._hand_off(src, complete=info.compressed)
         return stats
 
@@ -438,16 +468,20 @@ class Importer:
         """Import a stream (stdin), skipping lines an earlier run of the same name imported."""
         reader = stream_reader(inp.stream)
         stats = SourceStats(name=inp.label)
-        src: _Source | None = None
+        blocks = batches(reader, self.options.batch_bytes)
+        first = next(blocks, None)
+        if first is None:
+            return stats
+        src = self._stream_source(first[0], stats)
+
+        def progress() -> None:
+            if self.on_progress:
+                self.on_progress(stats.name, src.parsed_offset, 0)
+
         with self._committing():
-            for data, consumed in batches(reader, self.options.batch_bytes):
-                if src is None:
-                    src = self._stream_source(data, stats)
-                self._load(src, data, consumed)
-                # A stream's position comes from the batch just parsed: commit each batch.
-                self._hand_off(src)
-                if self.on_progress:
-                    self.on_progress(stats.name, src.parsed_offset, 0)
+            # One batch at a time: what a batch skips depends on the one before.
+            for _ in self._parsed(src, itertools.chain([first], blocks), progress, ahead=0):
+                self._hand_off(src)  # its position comes from the batch just parsed
         return stats
 
     @contextmanager
@@ -456,10 +490,7 @@ class Importer:
         try:
             yield
         finally:
-            for table in (self._stage, "vmap"):
-                if table:
-                    self.con.execute(f"DROP TABLE IF EXISTS memory.main.{table}")
-            self._stage = None
+            self._drop_batches(len(self._batches))
             self._staged = 0
             self._pending_uas.clear()
             self._pending_days.clear()
@@ -496,6 +527,8 @@ class Importer:
             lines=lines,
             parsed_offset=offset,
             parsed_lines=lines,
+            queued_offset=offset,
+            queued_lines=lines,
             info=info,
         )
 
@@ -539,6 +572,8 @@ class Importer:
             lines=lines,
             parsed_offset=offset,
             parsed_lines=lines,
+            queued_offset=offset,
+            queued_lines=lines,
             prefix=prefix,
         )
         for replica, pos in json.loads(position or "{}").items():
@@ -550,13 +585,10 @@ class Importer:
 
     # -- one batch ---------------------------------------------------------------
 
-    def _prepare(self, src: _Source, table: pa.Table) -> None:
+    def _prepare(self, src: _Source, data: bytes | memoryview) -> None:
         """Pick the format (given, or detected from the first lines) and compile its query."""
-        if src.fmt is not None:
-            return
-        sample = [
-            ln.rstrip("\r\n") for ln in table.column("line").slice(0, SAMPLE_LINES).to_pylist()
-        ]
+        sample = bytes(data[: 1 << 16]).decode("utf-8", "backslashreplace").splitlines()
+        sample = sample[:SAMPLE_LINES]
         if src.kind == "stream":
             src.prefix = detect_prefix(sample)
         if self.forced_format is not None:
@@ -589,58 +621,127 @@ class Importer:
         tz = self.options.tz.replace("'", "''")
         return f"timezone('{tz}', ts::TIMESTAMPTZ)::DATE"
 
-    def _stage_batch(self, src: _Source, table: pa.Table) -> None:
-        """Parse the batch into the stage table (in memory) and mark lines seen before."""
-        con = self.con
-        self._bid += 1
-        select = (
-            f"SELECT *, hash(day, client, xff, ua, host) AS ck FROM ("
-            f"SELECT parsed.* EXCLUDE (line_end), {self._day_expr()} AS day, FALSE AS old, "
-            f"{src.parsed_lines} + ln AS line_no, {src.parsed_offset} + line_end AS end_off, "
-            f"{self._bid} AS bid FROM ({src.sql}) parsed)"
-        )
-        con.register("batch", table)
+    def _parsed(
+        self,
+        src: _Source,
+        blocks: Iterator[tuple[bytes | memoryview, int]],
+        progress: Callable[[], None],
+        ahead: int = 1,
+    ) -> Iterator[int]:
+        """Parse blocks into batch tables and yield each batch's number, in order.
+
+        DuckDB parses one Arrow batch on a single core, so two threads parse (each on
+        its own connection, without the GIL) while this one reads the next block and
+        commits: up to `ahead` blocks are parsed ahead of the one yielded.
+        """
+        inflight: collections.deque[tuple[int, Future[_Parsed], int, int]] = collections.deque()
         try:
-            if self._stage is None:
-                self._gen += 1
-                self._stage = f"stage_{self._gen}"
-                con.execute(f"CREATE TABLE memory.main.{self._stage} AS {select}")
-            else:
-                con.execute(f"INSERT INTO memory.main.{self._stage} {select}")
+            for data, consumed in blocks:
+                if src.fmt is None:
+                    self._prepare(src, data)
+                nlines = bytes(data).count(b"\n")  # a copy costs ~1 ms a block
+                self._bid += 1
+                future = self._pool.submit(
+                    self._parse_batch,
+                    src,
+                    self._bid,
+                    data,
+                    consumed,
+                    src.queued_lines,
+                    src.queued_offset,
+                )
+                src.queued_lines += nlines
+                src.queued_offset += consumed
+                inflight.append((self._bid, future, nlines, consumed))
+                while len(inflight) > ahead:
+                    yield self._finish_batch(src, *inflight.popleft())
+                    progress()
+            while inflight:
+                yield self._finish_batch(src, *inflight.popleft())
+                progress()
+        finally:
+            for _, future, _, _ in inflight:  # after an error: let running parses end first
+                if not future.cancel():
+                    future.exception()
+
+    def _parse_batch(
+        self,
+        src: _Source,
+        bid: int,
+        data: bytes | memoryview,
+        consumed: int,
+        lines: int,
+        offset: int,
+    ) -> _Parsed:
+        """(parsing thread) Parse a block into table b<bid>, its visitor ids into v<bid>.
+
+        Runs on the thread's own connection; returns what the importer thread needs.
+        """
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = self._local.con = self.store.cursor()
+            self._cursors.append(con)
+        stage = f"memory.main.b{bid}"
+        allow = self.options.query_allow
+        con.register("batch", lines_table(data, consumed))
+        try:
+            con.execute(
+                f"CREATE TABLE {stage} AS "
+                f"SELECT * EXCLUDE (query, referrer), {scrub_query_sql('query', allow)} AS query, "
+                f"{strip_referrer_sql('referrer')} AS referrer, "
+                f"hash(day, client, xff, ua, host) AS ck, hash(ua) AS uh FROM ("
+                f"SELECT parsed.* EXCLUDE (line_end), {self._day_expr()} AS day, FALSE AS old, "
+                f"{lines} + ln AS line_no, {offset} + line_end AS end_off FROM ({src.sql}) parsed)"
+            )
         finally:
             con.unregister("batch")
-        self._unescape_batch()
+        self._unescape_batch(con, stage)
         if src.kind == "stream" and src.position:
-            self._mark_old(src)
+            self._mark_old(con, src, stage)
+        out = _Parsed()
+        for kind, old, day, n in con.execute(
+            f"SELECT kind, old, day, count(*) FROM {stage} GROUP BY ALL"
+        ).fetchall():
+            out.counts[(kind, old)] += n
+            if kind == "ok" and not old:
+                out.days[day] += n
+        batch_rows = f"(SELECT * FROM {stage} WHERE kind = 'ok' AND NOT old)"
+        self._visitors(con, bid, batch_rows, list(out.days))
+        out.uas = [r[0] for r in con.execute(f"SELECT DISTINCT ua FROM {batch_rows}").fetchall()]
+        if out.counts[("malformed", False)]:
+            limit = "" if self.on_reject else f"LIMIT {self.options.samples}"
+            out.malformed = con.execute(
+                f"SELECT line_no, line FROM {stage} WHERE kind = 'malformed' AND NOT old "
+                f"ORDER BY line_no {limit}"
+            ).fetchall()
+        if src.kind == "stream":
+            out.position = self._next_position(con, src, stage)
+        return out
 
-    def _unescape_batch(self) -> None:
+    def _unescape_batch(self, con: duckdb.DuckDBPyConnection, stage: str) -> None:
         """Decode nginx's \\xNN escapes in the few distinct values of the batch that hold one."""
-        stage = f"memory.main.{self._stage}"
         cols = ("ua", "path", "query", "referrer", "host")
-        found = self.con.execute(
+        found = con.execute(
             f"SELECT DISTINCT v FROM (SELECT unnest([{', '.join(cols)}]) AS v FROM {stage} "
-            f"WHERE bid = {self._bid} AND ("
+            "WHERE ("
             + " OR ".join(f"contains({c}, '\\x')" for c in cols)
             + ")) WHERE contains(v, '\\x')"
         ).fetchall()
         if not found:
             return
         raw = [r[0] for r in found]
-        self.con.register("esc", pa.table({"raw": raw, "clean": [unescape(v) for v in raw]}))
+        con.register("esc", pa.table({"raw": raw, "clean": [unescape(v) for v in raw]}))
         try:
             for c in cols:
-                self.con.execute(
-                    f"UPDATE {stage} SET {c} = esc.clean FROM esc "
-                    f"WHERE {stage}.bid = {self._bid} AND {stage}.{c} = esc.raw"
+                also = ", uh = hash(esc.clean)" if c == "ua" else ""  # the user agent's join key
+                con.execute(
+                    f"UPDATE {stage} SET {c} = esc.clean{also} FROM esc WHERE {stage}.{c} = esc.raw"
                 )
         finally:
-            self.con.unregister("esc")
+            con.unregister("esc")
 
-    def _mark_old(self, src: _Source) -> None:
+    def _mark_old(self, con: duckdb.DuckDBPyConnection, src: _Source, stage: str) -> None:
         """Streams: mark the batch's lines at or before the stored position as seen."""
-        con = self.con
-        b = self._bid
-        stage = f"memory.main.{self._stage}"
         pos = pa.table(
             {
                 "replica": list(src.position),
@@ -665,22 +766,22 @@ class Importer:
                                row_number() OVER (
                                    PARTITION BY coalesce(svc, ''), coalesce(dts, ts), fp ORDER BY ln
                                ) AS occ
-                        FROM {stage} WHERE bid = {b} AND kind = 'ok'
+                        FROM {stage} WHERE kind = 'ok'
                     ) q JOIN pos ON q.replica = pos.replica
                     LEFT JOIN allow a ON a.replica = q.replica AND a.fp = q.fp AND q.pts = pos.pts
                     WHERE q.pts < pos.pts OR (q.pts = pos.pts AND q.occ <= coalesce(a.n, 0))
-                ) o WHERE t.bid = {b} AND t.ln = o.ln
+                ) o WHERE t.ln = o.ln
                 """
             )
             # Whatever came before the last line seen already was seen too (errors, junk).
             con.execute(
-                f"UPDATE {stage} SET old = TRUE WHERE bid = {b} AND ln <= "
-                f"(SELECT coalesce(max(ln), 0) FROM {stage} WHERE bid = {b} AND old)"
+                f"UPDATE {stage} SET old = TRUE WHERE ln <= "
+                f"(SELECT coalesce(max(ln), 0) FROM {stage} WHERE old)"
             )
             used = con.execute(
                 f"SELECT coalesce(s.svc, ''), s.fp, count(*) FROM {stage} s JOIN pos "
                 "ON coalesce(s.svc, '') = pos.replica AND coalesce(s.dts, s.ts) = pos.pts "
-                f"WHERE s.bid = {b} AND s.kind = 'ok' AND s.old GROUP BY ALL"
+                "WHERE s.kind = 'ok' AND s.old GROUP BY ALL"
             ).fetchall()
         finally:
             con.unregister("pos")
@@ -690,13 +791,11 @@ class Importer:
             if key in src.allowance:
                 src.allowance[key] = max(0, src.allowance[key] - int(n))
 
-    def _next_position(self, src: _Source) -> str:
-        """Streams: the position after the batch just staged, as stored JSON."""
-        rows = self.con.execute(
+    def _next_position(self, con: duckdb.DuckDBPyConnection, src: _Source, stage: str) -> str:
+        """Streams: the position after the batch just parsed, as stored JSON."""
+        rows = con.execute(
             f"""
-            WITH b AS (
-                SELECT * FROM memory.main.{self._stage} WHERE bid = {self._bid} AND kind = 'ok'
-            ),
+            WITH b AS (SELECT * FROM {stage} WHERE kind = 'ok'),
             last AS (
                 SELECT coalesce(svc, '') AS replica, max(coalesce(dts, ts)) AS pts
                 FROM b GROUP BY ALL
@@ -725,9 +824,8 @@ class Importer:
             }
         )
 
-    def _user_agents(self, batch_rows: str) -> None:
+    def _user_agents(self, uas: Sequence[str]) -> None:
         """Give the batch's new user agents ids (table uamap); their rows wait for the commit."""
-        uas = [r[0] for r in self.con.execute(f"SELECT DISTINCT ua FROM {batch_rows}").fetchall()]
         unknown = [u for u in uas if u not in self._ua_ids]
         if not unknown:
             return
@@ -745,31 +843,34 @@ class Importer:
         ids = pa.array([self._ua_ids[u] for u in unknown], pa.int32())
         self.con.register("new_map", pa.table({"ua": unknown, "ua_id": ids}))
         try:
-            self.con.execute("INSERT INTO memory.main.uamap SELECT ua, ua_id FROM new_map")
+            self.con.execute("INSERT INTO memory.main.uamap SELECT hash(ua), ua_id FROM new_map")
         finally:
             self.con.unregister("new_map")
 
-    def _visitors(self, batch_rows: str) -> None:
-        """Add to table vmap a visitor id per new (day, address, user agent, host).
+    def _visitors(
+        self, con: duckdb.DuckDBPyConnection, bid: int, batch_rows: str, days: Sequence[date]
+    ) -> None:
+        """Create table v<bid>: a visitor id per distinct (day, address, user agent, host).
 
-        Python normalises each distinct client field (X-Forwarded-For, IPv4-mapped IPv6)
-        and hands DuckDB the day keys; DuckDB computes the HMACs over the distinct
-        combinations, never over every row.
+        Python normalises the few client fields that need it (X-Forwarded-For, IPv6,
+        IPv4-mapped IPv6) and hands DuckDB the day keys; DuckDB computes the HMACs over
+        the distinct combinations of the batch, never over every row.
         """
-        con = self.con
         if len(self._ips) > _IP_CACHE_MAX:
             self._ips.clear()
         ips = self._ips
         clients, fwds, addrs = [], [], []
-        for client, xff in con.execute(f"SELECT DISTINCT client, xff FROM {batch_rows}").fetchall():
+        for client, xff in con.execute(
+            f"SELECT DISTINCT client, xff FROM {batch_rows} "
+            "WHERE xff <> '' OR NOT regexp_full_match(client, '[0-9]{1,3}(\\.[0-9]{1,3}){3}')"
+        ).fetchall():
             addr = ips.get((client, xff))
             if addr is None:
                 addr = ips[(client, xff)] = client_address(client, xff)
-            if addr != client:  # most addresses are used as logged: map only the others
+            if addr != client:
                 clients.append(client)
                 fwds.append(xff)
                 addrs.append(addr)
-        days = [r[0] for r in con.execute(f"SELECT DISTINCT day FROM {batch_rows}").fetchall()]
         # Creates, and saves, missing keys before any row uses them.
         pads = [hmac_pads(self.keys.key(d.isoformat())) for d in days]
         con.register("ipmap", pa.table({"client": clients, "xff": fwds, "addr": addrs}))
@@ -783,66 +884,44 @@ class Importer:
                 }
             ),
         )
-        exists = con.execute(
-            "SELECT count(*) FROM duckdb_tables() "
-            "WHERE database_name = 'memory' AND table_name = 'vmap'"
-        ).fetchall()[0][0]
         try:
             vid = visitor_id_sql("k.ipad", "k.opad", "c.addr", "c.ua", "c.host")
-            select = f"""
+            con.execute(
+                f"""
+                CREATE TABLE memory.main.v{bid} AS
                 SELECT c.ck, {vid} AS vid FROM (
                     SELECT s.ck, any_value(s.day) AS day,
                            any_value(coalesce(m.addr, s.client)) AS addr,
                            any_value(s.ua) AS ua, any_value(s.host) AS host
                     FROM {batch_rows} s LEFT JOIN ipmap m ON s.client = m.client AND s.xff = m.xff
-                    {"WHERE s.ck NOT IN (SELECT ck FROM memory.main.vmap)" if exists else ""}
                     GROUP BY s.ck
                 ) c JOIN daykeys k ON c.day = k.day
-            """
-            if exists:
-                con.execute(f"INSERT INTO memory.main.vmap {select}")
-            else:
-                con.execute(f"CREATE TABLE memory.main.vmap AS {select}")
+                """
+            )
         finally:
             con.unregister("ipmap")
             con.unregister("daykeys")
 
-    def _load(self, src: _Source, data: bytes | memoryview, consumed: int) -> None:
-        """Parse one block of lines into the stage; count them; map visitors and user agents."""
-        table = lines_table(data, consumed)
-        self._prepare(src, table)
-        self._stage_batch(src, table)
-        del table
-        con = self.con
-        b = self._bid
-        stage = f"memory.main.{self._stage}"
-        batch_rows = f"(SELECT * FROM {stage} WHERE bid = {b} AND kind = 'ok' AND NOT old)"
-        counts: Counter[tuple[str, bool]] = Counter()
-        days: Counter[str] = Counter()
-        max_ln = 0
-        for kind, old, day, n, last in con.execute(
-            f"SELECT kind, old, day, count(*), max(ln) FROM {stage} WHERE bid = {b} GROUP BY ALL"
-        ).fetchall():
-            counts[(kind, old)] += n
-            max_ln = max(max_ln, last)
-            if kind == "ok" and not old:
-                days[day.isoformat()] += n
-        self._visitors(batch_rows)  # creates (and saves) missing day keys first
-        self._user_agents(batch_rows)
-        if src.kind == "stream":
-            src.position_json = self._next_position(src)
-            src.parsed_lines += max_ln
-        else:
-            src.parsed_lines += sum(counts.values())
+    def _finish_batch(
+        self, src: _Source, bid: int, future: Future[_Parsed], nlines: int, consumed: int
+    ) -> int:
+        """Once a batch is parsed: add up its lines, give its user agents ids, report junk."""
+        parsed = future.result()  # the parse's error, if any, is raised here
+        self._user_agents(parsed.uas)
+        if parsed.position is not None:
+            src.position_json = parsed.position
+        src.parsed_lines += nlines
         src.parsed_offset += consumed
-        late = {d: n for d, n in days.items() if d in self.closed_days}
-        self._pending_days.update(days)
+        counts, days = parsed.counts, parsed.days
+        late = {d.isoformat(): n for d, n in days.items() if d.isoformat() in self.closed_days}
+        self._pending_days.update(d.isoformat() for d in days)
         self._pending_late.update(late)
         imported = counts[("ok", False)]
         self._staged += imported
+        self._batches.append([bid, imported, src.parsed_lines])
 
         st = src.stats
-        st.lines_read += sum(counts.values())
+        st.lines_read += nlines
         st.imported += imported
         st.already += sum(n for (_, old), n in counts.items() if old)
         st.malformed += counts[("malformed", False)]
@@ -850,45 +929,56 @@ class Importer:
             n for (k, old), n in counts.items() if not old and k in ("nonaccess", "blank", "other")
         )
         st.late += sum(late.values())
-        if counts[("malformed", False)]:
-            self._report_malformed(src, stage)
+        for line_no, line in parsed.malformed:
+            masked = mask_ips(line)
+            if len(st.samples) < self.options.samples:
+                st.samples.append((line_no, printable(masked)[:300]))
+            if self.on_reject:
+                self.on_reject(st.name, line_no, masked)
+        return bid
+
+    def _drop_batches(self, count: int) -> None:
+        for bid, _, _ in self._batches[:count]:
+            self.con.execute(f"DROP TABLE IF EXISTS memory.main.b{bid}")
+            self.con.execute(f"DROP TABLE IF EXISTS memory.main.v{bid}")
+        del self._batches[:count]
+
+    # -- committing --------------------------------------------------------------
 
     def _hand_off(self, src: _Source, limit: int | None = None, complete: bool = False) -> None:
-        """Queue staged requests (the first `limit` by line, else all) for commit.
+        """Commit staged requests (the first `limit` by line, else all) with the checkpoint.
 
-        A commit of whole row groups is DuckDB's cheap path; the rows after the limit move
-        to a fresh stage table and wait for the next commit.
+        A commit of whole row groups is DuckDB's cheap path; requests after the limit
+        stay in their batch table for the next commit.
         """
         con = self.con
-        table = self._stage
         if limit:
-            assert table is not None
+            # The limit-th uncommitted request: in which batch, then where in it.
+            seen, target = 0, self._batches[-1][0]
+            for bid, waiting, _ in self._batches:
+                if seen + waiting >= limit:
+                    target = bid
+                    break
+                seen += waiting
             last_line, offset = con.execute(
-                f"SELECT line_no, end_off FROM memory.main.{table} WHERE kind = 'ok' AND NOT old "
-                f"ORDER BY line_no LIMIT 1 OFFSET {limit - 1}"
+                f"SELECT line_no, end_off FROM memory.main.b{target} WHERE kind = 'ok' "
+                f"AND NOT old AND line_no > {src.lines} "
+                f"ORDER BY line_no LIMIT 1 OFFSET {limit - seen - 1}"
             ).fetchall()[0]
-            self._gen += 1
-            self._stage = f"stage_{self._gen}"
-            con.execute(
-                f"CREATE TABLE memory.main.{self._stage} AS "
-                f"SELECT * FROM memory.main.{table} WHERE line_no > {last_line}"
-            )
-            self._staged -= limit
         else:
             offset, last_line = src.parsed_offset, src.parsed_lines
             if (offset, last_line) == (src.offset, src.lines) and not complete:
                 return  # nothing parsed since the last commit
-            self._stage = None
-            self._staged = 0
         new_days = sorted(d for d in self._pending_days if d not in self._known_days)
-        self._known_days.update(new_days)
         job = _Commit(
             source_id=src.id,
             name=src.stats.name,
             kind=src.kind,
             info=src.info,
-            table=table,
+            batches=[bid for bid, _, _ in self._batches],
+            first_line=src.lines,
             last_line=last_line,
+            requests=limit if limit else self._staged,
             offset=offset,
             lines=last_line,
             before=(src.offset, src.lines) if src.exists else None,
@@ -898,26 +988,25 @@ class Importer:
             new_days=new_days,
             late=dict(self._pending_late),
         )
+        self._committer.commit(job)
+        self._known_days.update(new_days)
         self._pending_uas.clear()
         self._pending_days.clear()
         self._pending_late.clear()
-        self._committer.commit(job)
         src.exists = True
         src.offset, src.lines = offset, last_line
-
-    def _report_malformed(self, src: _Source, stage: str) -> None:
-        st = src.stats
-        limit = "" if self.on_reject else f"LIMIT {max(0, self.options.samples - len(st.samples))}"
-        rows = self.con.execute(
-            f"SELECT line_no, line FROM {stage} WHERE bid = {self._bid} AND kind = 'malformed' "
-            f"AND NOT old ORDER BY ln {limit}"
-        ).fetchall()
-        for line_no, line in rows:
-            masked = mask_ips(line)
-            if len(st.samples) < self.options.samples:
-                st.samples.append((line_no, printable(masked)[:300]))
-            if self.on_reject:
-                self.on_reject(st.name, line_no, masked)
+        # Batches wholly committed go; the next one may keep requests for the next commit.
+        done = 0
+        for entry in self._batches:
+            if entry[2] > last_line:
+                entry[1] = con.execute(
+                    f"SELECT count(*) FROM memory.main.b{entry[0]} WHERE kind = 'ok' "
+                    f"AND NOT old AND line_no > {last_line}"
+                ).fetchall()[0][0]
+                break
+            done += 1
+        self._drop_batches(done)
+        self._staged = sum(entry[1] for entry in self._batches)
 
     # -- closing days ------------------------------------------------------------
 

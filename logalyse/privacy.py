@@ -20,6 +20,7 @@ import os
 import re
 import secrets
 import stat
+import threading
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -51,6 +52,7 @@ class DayKeys:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._keys: dict[str, bytes] = {}
+        self._lock = threading.Lock()  # parsing threads ask for keys concurrently
         self._load()
 
     def _load(self) -> None:
@@ -79,21 +81,23 @@ class DayKeys:
 
     def key(self, day: str) -> bytes:
         """The key of `day`, created (and saved, before any row uses it) when missing."""
-        k = self._keys.get(day)
-        if k is None:
-            k = secrets.token_bytes(KEY_BYTES)
-            self._keys[day] = k
-            self._save()
-        return k
+        with self._lock:
+            k = self._keys.get(day)
+            if k is None:
+                k = secrets.token_bytes(KEY_BYTES)
+                self._keys[day] = k
+                self._save()
+            return k
 
     def destroy(self, days: Iterable[str]) -> list[str]:
         """Forget the keys of `days`; return the days whose key existed."""
-        gone = [d for d in days if d in self._keys]
-        if gone:
-            for d in gone:
-                del self._keys[d]
-            self._save(scrub_old=True)
-        return gone
+        with self._lock:
+            gone = [d for d in days if d in self._keys]
+            if gone:
+                for d in gone:
+                    del self._keys[d]
+                self._save(scrub_old=True)
+            return gone
 
     def _save(self, scrub_old: bool = False) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

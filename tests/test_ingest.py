@@ -108,11 +108,20 @@ def test_small_batches_and_row_groups_keep_every_line_once(
     db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(ingest_module, "ROW_GROUP_ROWS", 37)
-    lines = [line(ip=f"198.51.100.{i % 200}", ts=T0 + timedelta(seconds=i)) for i in range(2000)]
+    lines = [
+        line(
+            ip=f"198.51.100.{i % 200}", ts=T0 + timedelta(seconds=i), ua=f"agent \\x22{i % 7}\\x22"
+        )
+        for i in range(2000)
+    ]
     lines[500] = "garbage in the middle"
     log = write(tmp_path / "access.log", lines)
     stats = run(db_path, log, batch_bytes=4096)
     assert (stats.imported, stats.malformed) == (1999, 1)
+    assert query(
+        db_path, "SELECT count(DISTINCT ua) FROM requests JOIN user_agents u ON ua_id = u.id"
+    ) == [(7,)]
+    assert query(db_path, "SELECT min(ua) FROM user_agents") == [('agent "0"',)]
     assert query(
         db_path,
         "SELECT count(*), count(DISTINCT line_no), min(line_no), max(line_no) FROM requests",

@@ -36,6 +36,13 @@ def default_db_path() -> Path:
     return Path(base) / "logalyse" / "logalyse.duckdb"
 
 
+def _setup(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    # Times are UTC; DuckDB would otherwise draw a progress bar on the user's terminal.
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
 def _is_lock_error(e: duckdb.Error) -> bool:
     text = str(e).lower()
     return "lock" in text and ("conflicting" in text or "could not set" in text)
@@ -65,11 +72,12 @@ class Store:
         self.in_memory = str(path) == ":memory:"
         self.read_only = read_only
         self.lock_timeout = lock_timeout
+        # No temp directory: nothing may spill to disk (staged lines hold raw addresses).
         config: dict[str, Any] = {"temp_directory": "", "memory_limit": memory_limit}
         if threads:
             config["threads"] = threads
         self.con = duckdb.connect(":memory:", config=config)
-        self.con.execute("SET TimeZone = 'UTC'")
+        _setup(self.con)
         self._depth = 0
         self._live = False  # the file is attached (an in-memory store stays attached)
         self._checked = False
@@ -88,6 +96,10 @@ class Store:
         if self._live and not self.in_memory:
             self._detach()
         self.con.close()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """Another connection to the same in-memory instance (for another thread)."""
+        return _setup(self.con.cursor())
 
     @property
     def key_path(self) -> Path:
@@ -192,7 +204,9 @@ class Store:
         if version < SCHEMA_VERSION:
             if self.read_only:
                 if version == 0:
-                    raise StoreError(f"{self.path} is not a logalyse database")
+                    raise StoreError(
+                        f"{self.path} holds no logalyse data (yet): run `logalyse import` first"
+                    )
                 raise StoreError(
                     f"{self.path} has schema version {version}; run `logalyse import` "
                     f"(any write) to migrate it to {SCHEMA_VERSION}"
