@@ -64,6 +64,11 @@ def _stderr_console() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def say(text: str) -> None:
+    """Narration: one line on stderr (stdout is for data)."""
+    click.echo(text, err=True)
+
+
 def db_option(fn: F) -> F:
     return click.option(
         "--db",
@@ -217,6 +222,7 @@ def import_command(
       logalyse import --format '$remote_addr - $remote_user [$time_local] "$request" $status' x.log
       docker compose logs --no-color nginx | logalyse import -
     """
+    from .formats.escape import printable
     from .ingest import ImportOptions, StreamInput, ingest
     from .privacy import DEFAULT_QUERY_ALLOW
     from .sources import is_stream
@@ -238,7 +244,6 @@ def import_command(
             inputs.append(StreamInput(open(p, "rb"), label=p))  # noqa: SIM115 - closed at exit
         else:
             inputs.append(Path(p))
-    console = _stderr_console()
     reject_file: IO[str] | None = None
 
     def on_reject(source: str, line_no: int, line: str) -> None:
@@ -249,7 +254,7 @@ def import_command(
         if rejects:
             reject_file = open(rejects, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
         with Store(_resolve_db(db_path), lock_timeout=lock_timeout) as store:
-            with _progress(not quiet and console.is_terminal) as on_progress:
+            with _progress(not quiet and sys.stderr.isatty()) as on_progress:
                 stats = ingest(
                     store,
                     inputs,
@@ -263,18 +268,18 @@ def import_command(
             reject_file.close()
 
     if not quiet:
+        # Plain text: nothing from a log reaches the terminal unescaped (see printable).
         for s in stats.sources:
             if s.malformed:
-                console.print(f"{s.name}: {_plural(s.malformed, 'malformed line')}", markup=False)
+                say(f"{printable(s.name)}: {_plural(s.malformed, 'malformed line')}")
                 for ln, text in s.samples:
-                    console.print(f"  line {ln}: {text}", markup=False)
+                    say(f"  line {ln}: {text}")
         if stats.late:
-            console.print(
+            say(
                 f"{stats.late:,} lines arrived for days already closed: they got a fresh key, "
-                "so their visitors are counted apart from that day's earlier ones",
-                markup=False,
+                "so their visitors are counted apart from that day's earlier ones"
             )
-        console.print(_summary(stats), markup=False)
+        say(_summary(stats))
     bad = stats.mostly_malformed
     if bad:
         s = bad[0]

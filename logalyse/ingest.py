@@ -31,7 +31,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .errors import ConfigError, SourceError, StoreError
 from .formats import LogFormat, StreamPrefix, compile_format, parse_query, printable, unescape
@@ -68,7 +67,6 @@ DEFAULT_BATCH_BYTES = 8 << 20
 ROW_GROUP_ROWS = 122_880
 #: A long import detaches the store at least this often, so that reports can get in.
 HOLD_SECONDS = 2.0
-_ARROW_BATCH_ROWS = 8192
 #: Cap on remembered client addresses (each maps to its normalised form).
 _IP_CACHE_MAX = 500_000
 #: Cap on fingerprints kept for a stream's last second.
@@ -127,9 +125,9 @@ def lines_table(data: bytes | memoryview, consumed: int | None = None) -> pa.Tab
     offsets = array("q", [0])
     offsets.extend(m.end() for m in _NEWLINE.finditer(data))
     n = len(offsets) - 1
-    ends = pa.array(offsets[1:], pa.int64())
-    if consumed is not None and n and offsets[-1] > consumed:
-        ends = pc.min_element_wise(ends, consumed)
+    ends = offsets[1:]
+    if consumed is not None and n and ends[-1] > consumed:
+        ends[-1] = consumed  # only the last line can have had its newline added
     lines: pa.Array = pa.Array.from_buffers(
         pa.large_string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
     )
@@ -144,9 +142,13 @@ def lines_table(data: bytes | memoryview, consumed: int | None = None) -> pa.Tab
             ],
             pa.large_string(),
         )
-    table = pa.table({"ln": pa.array(range(1, n + 1), pa.int64()), "line": lines, "line_end": ends})
-    # DuckDB scans an Arrow table one record batch per task: small batches use every core.
-    return pa.Table.from_batches(table.to_batches(max_chunksize=_ARROW_BATCH_ROWS))
+    return pa.table(
+        {
+            "ln": pa.array(range(1, n + 1), pa.int64()),
+            "line": lines,
+            "line_end": pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(ends)]),
+        }
+    )
 
 
 @dataclass
@@ -626,7 +628,7 @@ class Importer:
         src: _Source,
         blocks: Iterator[tuple[bytes | memoryview, int]],
         progress: Callable[[], None],
-        ahead: int = 1,
+        ahead: int = 2,
     ) -> Iterator[int]:
         """Parse blocks into batch tables and yield each batch's number, in order.
 
