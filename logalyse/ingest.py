@@ -175,6 +175,11 @@ class _Source:
     allowance: dict[tuple[str, str], int] = field(default_factory=dict)
     position_json: str | None = None  # streams: the position to commit
 
+    def __post_init__(self) -> None:
+        # Parsing starts where the last commit ended.
+        self.parsed_offset = self.queued_offset = self.offset
+        self.parsed_lines = self.queued_lines = self.lines
+
 
 @dataclass
 class _Parsed:
@@ -527,10 +532,6 @@ class Importer:
             exists=True,
             offset=offset,
             lines=lines,
-            parsed_offset=offset,
-            parsed_lines=lines,
-            queued_offset=offset,
-            queued_lines=lines,
             info=info,
         )
 
@@ -572,10 +573,6 @@ class Importer:
             exists=True,
             offset=offset,
             lines=lines,
-            parsed_offset=offset,
-            parsed_lines=lines,
-            queued_offset=offset,
-            queued_lines=lines,
             prefix=prefix,
         )
         for replica, pos in json.loads(position or "{}").items():
