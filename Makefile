@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DB ?= .demo/logalyse.duckdb
+# MaxMind's test database: the sample logs' addresses are in its test networks.
+DEMO_GEOIP ?= --geoip tests/data/maxmind/GeoIP2-City-Test.mmdb
 export TERM := unknown
 
 .PHONY: all check test lint fmt demo bench bench-big clean samples
@@ -35,14 +37,15 @@ fmt: $(BIN)/.installed
 ## demo: import the bundled sample logs (twice: the second run adds nothing)
 demo: $(BIN)/.installed
 	rm -rf $(dir $(DEMO_DB))
-	$(BIN)/logalyse --db $(DEMO_DB) import sample_logs/access.log*
-	$(BIN)/logalyse --db $(DEMO_DB) import - < sample_logs/docker-compose.log
+	$(BIN)/logalyse --db $(DEMO_DB) import $(DEMO_GEOIP) sample_logs/access.log*
+	$(BIN)/logalyse --db $(DEMO_DB) import $(DEMO_GEOIP) - < sample_logs/docker-compose.log
 	@echo "--- again: nothing is imported twice"
 	$(BIN)/logalyse --db $(DEMO_DB) import sample_logs/access.log*
 	$(BIN)/logalyse --db $(DEMO_DB) import - < sample_logs/docker-compose.log
 
 ## bench: time `logalyse import` on a generated 1M-line log (written once to bench/.data)
 bench: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet maxminddb-geolite2
 	$(BIN)/python bench/bench.py
 
 samples: $(BIN)/.installed

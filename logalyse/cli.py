@@ -80,6 +80,33 @@ def db_option(fn: F) -> F:
     )(fn)
 
 
+def geoip_options(fn: F) -> F:
+    fn = click.option(
+        "--geoip-city",
+        is_flag=True,
+        envvar="LOGALYSE_GEOIP_CITY",
+        help="Keep the city's name too (never coordinates).",
+    )(fn)
+    return click.option(
+        "--geoip",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="LOGALYSE_GEOIP",
+        show_envvar=True,
+        help="A MaxMind-format City or Country .mmdb (GeoLite2, DB-IP lite) for countries.",
+    )(fn)
+
+
+def site_option(fn: F) -> F:
+    return click.option(
+        "--site",
+        multiple=True,
+        envvar="LOGALYSE_SITES",
+        show_envvar=True,
+        help="The site's own host (repeatable): referrals from it are internal. "
+        "Found from the log when it does not say.",
+    )(fn)
+
+
 def _resolve_db(db_path: Path | None) -> Path:
     """The subcommand's --db, else the group's --db, else $LOGALYSE_DB or the XDG default."""
     from .store import default_db_path
@@ -190,6 +217,8 @@ def _summary(stats: IngestStats) -> str:
     multiple=True,
     help="Query-string key to keep besides utm_* and ref (repeatable).",
 )
+@geoip_options
+@site_option
 @click.option(
     "--lock-timeout",
     type=float,
@@ -208,6 +237,9 @@ def import_command(
     tz: str,
     grace: str,
     keep_query: tuple[str, ...],
+    geoip: Path | None,
+    geoip_city: bool,
+    site: tuple[str, ...],
     lock_timeout: float,
     quiet: bool,
 ) -> None:
@@ -235,6 +267,9 @@ def import_command(
         tz=tz,
         grace=parse_duration(grace),
         query_allow=DEFAULT_QUERY_ALLOW + tuple(keep_query),
+        geoip=geoip,
+        geoip_city=geoip_city,
+        sites=site,
     )
     inputs: list[Path | StreamInput] = []
     for p in paths:
@@ -288,6 +323,41 @@ def import_command(
             f"({s.malformed:,} of {s.malformed + s.imported:,}): "
             "pass --format with the log_format from your nginx.conf",
             int(ExitCode.MOSTLY_MALFORMED),
+        )
+
+
+@cli.command("enrich", epilog=EXIT_CODES_HELP)
+@db_option
+@click.option(
+    "--refresh",
+    is_flag=True,
+    help="Classify every stored request again, not only those never classified.",
+)
+@site_option
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+def enrich_command(db_path: Path | None, refresh: bool, site: tuple[str, ...], quiet: bool) -> None:
+    """Classify stored requests again: browsers, bots, pageviews, referrer sources.
+
+    Run it after upgrading logalyse (new bot and referrer lists) or declaring a --site.
+    Countries cannot be redone: the addresses they came from were never stored, so a
+    GeoIP database added later serves imports from then on.
+
+    \b
+    Examples:
+      logalyse enrich             # what older imports left unclassified
+      logalyse enrich --refresh --site example.org
+    """
+    from .refresh import refresh as run_refresh
+    from .store import Store
+
+    with Store(_resolve_db(db_path)) as store:
+        stats = run_refresh(store, everything=refresh, sites=site)
+    if not quiet:
+        say(
+            f"classified {_plural(stats.user_agents, 'user agent')} and "
+            f"{_plural(stats.requests, 'request')}; "
+            f"{_plural(stats.without_country, 'request')} without a country stay so "
+            "(their addresses were never stored)"
         )
 
 

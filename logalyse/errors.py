@@ -50,6 +50,10 @@ class KeyFileError(LogalyseError):
     """The day-key file is unreadable, corrupt or has unsafe permissions."""
 
 
+class GeoError(LogalyseError):
+    """A GeoIP database that is missing, corrupt or of the wrong kind."""
+
+
 class ConfigError(LogalyseError):
     """An invalid option or configuration value."""
 

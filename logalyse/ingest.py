@@ -32,6 +32,19 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import duckdb
 import pyarrow as pa
 
+from .enrich import (
+    DEFAULT_ASSET_EXTENSIONS,
+    DEFAULT_NON_PAGES,
+    Agent,
+    GeoIP,
+    classify_agent,
+    classify_host,
+    is_asset_sql,
+    normalise_host,
+    pageview_sql,
+    referrer_host_steps,
+    source_sql,
+)
 from .errors import ConfigError, SourceError, StoreError
 from .formats import LogFormat, StreamPrefix, compile_format, parse_query, printable, unescape
 from .formats.detect import SAMPLE_LINES, detect_format, detect_prefix
@@ -59,7 +72,7 @@ from .sources import (
     skip_bytes,
     stream_reader,
 )
-from .store import REQUEST_COLUMNS, Store
+from .store import ENRICHED_COLUMNS, REQUEST_COLUMNS, Store
 
 DEFAULT_BATCH_BYTES = 8 << 20
 #: DuckDB's row group: a commit of whole row groups is written straight to the file,
@@ -89,6 +102,11 @@ class ImportOptions:
     query_allow: tuple[str, ...] = DEFAULT_QUERY_ALLOW
     batch_bytes: int = DEFAULT_BATCH_BYTES
     samples: int = 5  # malformed lines kept per input to show
+    geoip: str | Path | None = None  # a MaxMind-format City or Country .mmdb
+    geoip_city: bool = False  # also keep the city's name (never coordinates)
+    sites: tuple[str, ...] = ()  # the site's own hosts: referrals from them are internal
+    asset_extensions: tuple[str, ...] = DEFAULT_ASSET_EXTENSIONS  # not pageviews
+    non_pages: tuple[str, ...] = DEFAULT_NON_PAGES  # paths that are never pageviews
 
     def __post_init__(self) -> None:
         try:
@@ -97,6 +115,8 @@ class ImportOptions:
             raise ConfigError(f"unknown time zone {self.tz!r} (try UTC or Europe/Paris)") from e
         if self.format is not None:
             compile_format(self.format)  # fail before reading anything
+        if self.geoip_city and not self.geoip:
+            raise ConfigError("--geoip-city needs a GeoIP database (--geoip)")
 
 
 @dataclass
@@ -151,6 +171,13 @@ def lines_table(data: bytes | memoryview, consumed: int | None = None) -> pa.Tab
     )
 
 
+def _param_sql(query: str, *names: str) -> str:
+    """SQL: the first of these query parameters present, URL-decoded (NULL when none)."""
+    found = [f"nullif(regexp_extract({query}, '(?:^|&){n}=([^&]*)', 1), '')" for n in names]
+    value = found[0] if len(found) == 1 else f"coalesce({', '.join(found)})"
+    return f"CASE WHEN {query} IS NULL THEN NULL ELSE url_decode({value}) END"
+
+
 @dataclass
 class _Source:
     """An input being imported: its checkpoint row and parsing state."""
@@ -190,6 +217,7 @@ class _Parsed:
     uas: list[str] = field(default_factory=list)  # distinct user agents of new requests
     malformed: list[tuple[int, str]] = field(default_factory=list)  # (line number, line)
     position: str | None = None  # streams: the position after this batch
+    own_host: str | None = None  # the host the batch's assets were loaded from
 
 
 @dataclass
@@ -209,9 +237,10 @@ class _Commit:
     before: tuple[int, int] | None  # the checkpoint expected in the store; None = new source
     position: str | None
     complete: bool
-    new_uas: list[tuple[int, str]]
+    new_uas: list[tuple[int, str, Agent]]
     new_days: list[str]
     late: dict[str, int]
+    sites: tuple[str, ...]  # the site's own hosts: referrals from them are internal
 
 
 class _Committer:
@@ -239,31 +268,44 @@ class _Committer:
         db.execute("BEGIN")
         try:
             if job.new_uas:
+                agents = [a for _, _, a in job.new_uas]
                 db.register(
                     "new_uas",
                     pa.table(
                         {
-                            "id": pa.array([i for i, _ in job.new_uas], pa.int32()),
-                            "ua": [u for _, u in job.new_uas],
+                            "id": pa.array([i for i, _, _ in job.new_uas], pa.int32()),
+                            "ua": [u for _, u, _ in job.new_uas],
+                            "browser": [a.browser for a in agents],
+                            "browser_major": [a.browser_major for a in agents],
+                            "os": [a.os for a in agents],
+                            "device": [a.device for a in agents],
+                            "is_bot": [a.is_bot for a in agents],
+                            "bot_name": [a.bot_name for a in agents],
                         }
                     ),
                 )
-                db.execute("INSERT INTO user_agents (id, ua) SELECT id, ua FROM new_uas")
+                db.execute("INSERT INTO user_agents BY NAME SELECT * FROM new_uas")
                 db.unregister("new_uas")
             if job.batches:
-                staged = " UNION ALL ".join(
-                    f"SELECT b.*, v.vid FROM memory.main.b{n} AS b "
-                    f"JOIN memory.main.v{n} AS v ON b.ck = v.ck"
-                    for n in job.batches
+                staged = " UNION ALL ".join(f"SELECT * FROM memory.main.s{n}" for n in job.batches)
+                kind, name = source_sql(
+                    "s.ref_kind",
+                    "s.ref_name",
+                    "s.utm_source",
+                    "s.referrer_host",
+                    "s.host",
+                    job.sites,
                 )
+                pageview = pageview_sql("u.is_bot", "s.method", "s.status", "s.is_asset")
                 (inserted,) = db.execute(
                     f"""
-                    INSERT INTO requests ({cols})
-                    SELECT s.ts, s.vid, nullif(s.host, ''), s.method, s.path, s.query, s.proto,
-                           s.status, s.bytes, s.referrer, u.ua_id, {job.source_id}, s.line_no
+                    INSERT INTO requests ({cols}, {", ".join(ENRICHED_COLUMNS)})
+                    SELECT s.ts, s.vid, s.host, s.method, s.path, s.query, s.proto,
+                           s.status, s.bytes, s.referrer, u.ua_id, {job.source_id}, s.line_no,
+                           s.country, s.city, u.is_bot, {pageview}, s.referrer_host,
+                           {kind}, {name}, s.utm_source, s.utm_medium, s.utm_campaign
                     FROM ({staged}) AS s JOIN memory.main.uamap AS u ON s.uh = u.uh
-                    WHERE s.kind = 'ok' AND NOT s.old
-                      AND s.line_no > {job.first_line} AND s.line_no <= {job.last_line}
+                    WHERE s.line_no > {job.first_line} AND s.line_no <= {job.last_line}
                     """
                 ).fetchall()[0]
                 if inserted != job.requests:
@@ -284,6 +326,10 @@ class _Committer:
                     "UPDATE day_keys SET late_lines = late_lines + ?, closed_at = NULL "
                     "WHERE day = ?",
                     [n, d],
+                )
+            if job.sites:
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('site_hosts', ?)", [",".join(job.sites)]
                 )
             _write_checkpoint(db, job)
             db.execute("COMMIT")
@@ -372,12 +418,12 @@ class Importer:
         self._ua_ids: dict[str, int] = {}
         self._ips: dict[tuple[str, str], str] = {}
         self._last_detection: tuple[LogFormat, StreamPrefix] | None = None
-        # Each parsed batch waits in table memory.main.b<N> until a row group of requests
+        # Each parsed batch waits in table memory.main.s<N> until a row group of requests
         # is ready: [N, requests in it not yet committed, its last line number].
         self._bid = 0
         self._batches: list[list[int]] = []
         self._staged = 0  # requests parsed and not yet committed
-        self._pending_uas: list[tuple[int, str]] = []
+        self._pending_uas: list[tuple[int, str, Agent]] = []
         self._pending_days: set[str] = set()
         self._pending_late: Counter[str] = Counter()
         with self._db() as db:
@@ -390,10 +436,20 @@ class Importer:
             days = db.execute(
                 "SELECT strftime(day, '%Y-%m-%d'), closed_at IS NOT NULL FROM db.day_keys"
             ).fetchall()
+            stored_sites = db.execute(
+                "SELECT value FROM db.meta WHERE key = 'site_hosts'"
+            ).fetchall()
         self._known_days = {d for d, _ in days}
         self.closed_days = {d for d, closed in days if closed}
-        # User agent ids by hash of the text: a join on 8 bytes, not on ~120.
-        self.con.execute("CREATE OR REPLACE TABLE memory.main.uamap (uh UBIGINT, ua_id INTEGER)")
+        # The site's own hosts: given, or found by an earlier import.
+        self.sites = {normalise_host(h) for h in options.sites}
+        self.sites.update(h for r in stored_sites for h in str(r[0]).split(",") if h)
+        self._sites_known = bool(self.sites)
+        self.geo = GeoIP(options.geoip, city=options.geoip_city) if options.geoip else None
+        # User agent ids (and bot flags) by hash of the text: a join on 8 bytes, not ~120.
+        self.con.execute(
+            "CREATE OR REPLACE TABLE memory.main.uamap (uh UBIGINT, ua_id INTEGER, is_bot BOOLEAN)"
+        )
 
     @contextmanager
     def _db(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -417,6 +473,8 @@ class Importer:
             self.stats.days_closed = self.close_days()
         finally:
             self._pool.shutdown()
+            if self.geo is not None:
+                self.geo.close()
             self.con.execute("DROP TABLE IF EXISTS memory.main.uamap")
             for cur in self._cursors:
                 cur.close()
@@ -625,7 +683,7 @@ class Importer:
         src: _Source,
         blocks: Iterator[tuple[bytes | memoryview, int]],
         progress: Callable[[], None],
-        ahead: int = 2,
+        ahead: int = 1,
     ) -> Iterator[int]:
         """Parse blocks into batch tables and yield each batch's number, in order.
 
@@ -681,16 +739,33 @@ class Importer:
             con = self._local.con = self.store.cursor()
             self._cursors.append(con)
         stage = f"memory.main.b{bid}"
-        allow = self.options.query_allow
+        opts = self.options
+        (rh0, rh0_sql), (rh1, rh1_sql), (_, host_sql) = referrer_host_steps("r_raw")
         con.register("batch", lines_table(data, consumed))
         try:
+            # Nested steps, so that each value is computed once and used by name after.
             con.execute(
-                f"CREATE TABLE {stage} AS "
-                f"SELECT * EXCLUDE (query, referrer), {scrub_query_sql('query', allow)} AS query, "
-                f"{strip_referrer_sql('referrer')} AS referrer, "
-                f"hash(day, client, xff, ua, host) AS ck, hash(ua) AS uh FROM ("
-                f"SELECT parsed.* EXCLUDE (line_end), {self._day_expr()} AS day, FALSE AS old, "
-                f"{lines} + ln AS line_no, {offset} + line_end AS end_off FROM ({src.sql}) parsed)"
+                f"""
+                CREATE TABLE {stage} AS
+                SELECT * EXCLUDE ({rh1}),
+                       {host_sql} AS referrer_host,
+                       {_param_sql("query", "utm_source", "ref")} AS utm_source,
+                       {_param_sql("query", "utm_medium")} AS utm_medium,
+                       {_param_sql("query", "utm_campaign")} AS utm_campaign,
+                       {is_asset_sql("path", opts.asset_extensions, opts.non_pages)} AS is_asset,
+                       hash(day, client, xff, ua, host) AS ck, hash(ua) AS uh
+                FROM (
+                    SELECT * EXCLUDE ({rh0}), {rh1_sql} AS {rh1} FROM (
+                        SELECT parsed.* EXCLUDE (line_end, query, referrer),
+                               {scrub_query_sql("parsed.query", opts.query_allow)} AS query,
+                               {strip_referrer_sql("parsed.referrer")} AS referrer,
+                               {rh0_sql.replace("r_raw", "parsed.referrer")} AS {rh0},
+                               {self._day_expr()} AS day, FALSE AS old,
+                               {lines} + ln AS line_no, {offset} + line_end AS end_off
+                        FROM ({src.sql}) parsed
+                    )
+                )
+                """
             )
         finally:
             con.unregister("batch")
@@ -706,7 +781,10 @@ class Importer:
                 out.days[day] += n
         batch_rows = f"(SELECT * FROM {stage} WHERE kind = 'ok' AND NOT old)"
         self._visitors(con, bid, batch_rows, list(out.days))
+        self._referrers(con, bid, batch_rows)
         out.uas = [r[0] for r in con.execute(f"SELECT DISTINCT ua FROM {batch_rows}").fetchall()]
+        if not self._sites_known and src.kind == "file":
+            out.own_host = self._guess_own_host(con, batch_rows)
         if out.counts[("malformed", False)]:
             limit = "" if self.on_reject else f"LIMIT {self.options.samples}"
             out.malformed = con.execute(
@@ -715,7 +793,35 @@ class Importer:
             ).fetchall()
         if src.kind == "stream":
             out.position = self._next_position(con, src, stage)
+        self._stage(con, bid, batch_rows, out.counts[("ok", False)])
         return out
+
+    def _stage(self, con: duckdb.DuckDBPyConnection, bid: int, batch_rows: str, ok: int) -> None:
+        """Table s<bid>: the batch's requests as they will be stored, waiting for a commit.
+
+        Joined here, on the parsing thread, with their visitor ids, countries and referrer
+        classes; only the columns the store keeps stay (the user agent as its hash), so
+        that the requests waiting for a full row group take little memory.
+        """
+        (staged,) = con.execute(
+            f"""
+            CREATE TABLE memory.main.s{bid} AS
+            SELECT b.ts, v.vid, nullif(b.host, '') AS host, b.method, b.path, b.query, b.proto,
+                   b.status, b.bytes, b.referrer, b.uh, b.line_no, b.end_off, v.country, v.city,
+                   b.is_asset, b.referrer_host, r.kind AS ref_kind, r.name AS ref_name,
+                   b.utm_source, b.utm_medium, b.utm_campaign
+            FROM {batch_rows} AS b JOIN memory.main.v{bid} AS v ON b.ck = v.ck
+            LEFT JOIN memory.main.r{bid} AS r ON b.referrer_host = r.host
+            """
+        ).fetchall()[0]
+        for table in ("b", "v", "r"):
+            con.execute(f"DROP TABLE memory.main.{table}{bid}")
+        if staged != ok:
+            # A request without its visitor id: never drop it silently.
+            raise StoreError(
+                f"internal error: {ok:,} requests parsed but {staged:,} staged; nothing "
+                "was committed"
+            )
 
     def _unescape_batch(self, con: duckdb.DuckDBPyConnection, stage: str) -> None:
         """Decode nginx's \\xNN escapes in the few distinct values of the batch that hold one."""
@@ -824,55 +930,98 @@ class Importer:
         )
 
     def _user_agents(self, uas: Sequence[str]) -> None:
-        """Give the batch's new user agents ids (table uamap); their rows wait for the commit."""
+        """Give the batch's new user agents ids and a classification (table uamap).
+
+        A user agent the store has seen keeps its id; a new one is parsed once, here, and
+        its row waits for the commit.
+        """
         unknown = [u for u in uas if u not in self._ua_ids]
         if not unknown:
             return
         with self._db() as db:
             found = db.execute(
-                "SELECT ua, id FROM db.user_agents WHERE ua IN (SELECT unnest($1::VARCHAR[]))",
+                "SELECT ua, id, is_bot FROM db.user_agents "
+                "WHERE ua IN (SELECT unnest($1::VARCHAR[]))",
                 [unknown],
             ).fetchall()
-        self._ua_ids.update(found)
+        bots: list[bool] = []
+        known = {ua: (uid, is_bot) for ua, uid, is_bot in found}
         for ua in unknown:
-            if ua not in self._ua_ids:
-                self._ua_ids[ua] = self._next_ua
-                self._pending_uas.append((self._next_ua, ua))
+            if ua in known:
+                uid, is_bot = known[ua]
+                if is_bot is None:  # stored before enrichment: `logalyse enrich` fills it in
+                    is_bot = classify_agent(ua).is_bot
+            else:
+                agent = classify_agent(ua)
+                uid, is_bot = self._next_ua, agent.is_bot
+                self._pending_uas.append((uid, ua, agent))
                 self._next_ua += 1
-        ids = pa.array([self._ua_ids[u] for u in unknown], pa.int32())
-        self.con.register("new_map", pa.table({"ua": unknown, "ua_id": ids}))
+            self._ua_ids[ua] = uid
+            bots.append(bool(is_bot))
+        self.con.register(
+            "new_map",
+            pa.table(
+                {
+                    "ua": unknown,
+                    "ua_id": pa.array([self._ua_ids[u] for u in unknown], pa.int32()),
+                    "is_bot": pa.array(bots, pa.bool_()),
+                }
+            ),
+        )
         try:
-            self.con.execute("INSERT INTO memory.main.uamap SELECT hash(ua), ua_id FROM new_map")
+            self.con.execute(
+                "INSERT INTO memory.main.uamap SELECT hash(ua), ua_id, is_bot FROM new_map"
+            )
         finally:
             self.con.unregister("new_map")
 
     def _visitors(
         self, con: duckdb.DuckDBPyConnection, bid: int, batch_rows: str, days: Sequence[date]
     ) -> None:
-        """Create table v<bid>: a visitor id per distinct (day, address, user agent, host).
+        """Create table v<bid>: a visitor id (and country) per distinct (day, address, UA, host).
 
-        Python normalises the few client fields that need it (X-Forwarded-For, IPv6,
-        IPv4-mapped IPv6) and hands DuckDB the day keys; DuckDB computes the HMACs over
-        the distinct combinations of the batch, never over every row.
+        Python normalises the client fields that need it (X-Forwarded-For, IPv6,
+        IPv4-mapped IPv6) and looks countries up, in memory, once per distinct address;
+        it hands DuckDB the day keys, and DuckDB computes the HMACs over the distinct
+        combinations of the batch, never over every row.
         """
         if len(self._ips) > _IP_CACHE_MAX:
             self._ips.clear()
-        ips = self._ips
-        clients, fwds, addrs = [], [], []
+        ips, geo = self._ips, self.geo
+        # Without GeoIP, only the addresses that need normalising come to Python.
+        where = (
+            ""
+            if geo
+            else "WHERE xff <> '' OR NOT regexp_full_match(client, '[0-9]{1,3}(\\.[0-9]{1,3}){3}')"
+        )
+        clients, fwds, addrs, countries, cities = [], [], [], [], []
         for client, xff in con.execute(
-            f"SELECT DISTINCT client, xff FROM {batch_rows} "
-            "WHERE xff <> '' OR NOT regexp_full_match(client, '[0-9]{1,3}(\\.[0-9]{1,3}){3}')"
+            f"SELECT DISTINCT client, xff FROM {batch_rows} {where}"
         ).fetchall():
             addr = ips.get((client, xff))
             if addr is None:
                 addr = ips[(client, xff)] = client_address(client, xff)
-            if addr != client:
+            country, city = geo.lookup(addr) if geo else (None, None)
+            if addr != client or country is not None:
                 clients.append(client)
                 fwds.append(xff)
                 addrs.append(addr)
+                countries.append(country)
+                cities.append(city)
         # Creates, and saves, missing keys before any row uses them.
         pads = [hmac_pads(self.keys.key(d.isoformat())) for d in days]
-        con.register("ipmap", pa.table({"client": clients, "xff": fwds, "addr": addrs}))
+        con.register(
+            "ipmap",
+            pa.table(
+                {
+                    "client": pa.array(clients, pa.string()),
+                    "xff": pa.array(fwds, pa.string()),
+                    "addr": pa.array(addrs, pa.string()),
+                    "country": pa.array(countries, pa.string()),
+                    "city": pa.array(cities, pa.string()),
+                }
+            ),
+        )
         con.register(
             "daykeys",
             pa.table(
@@ -888,10 +1037,11 @@ class Importer:
             con.execute(
                 f"""
                 CREATE TABLE memory.main.v{bid} AS
-                SELECT c.ck, {vid} AS vid FROM (
+                SELECT c.ck, {vid} AS vid, c.country, c.city FROM (
                     SELECT s.ck, any_value(s.day) AS day,
                            any_value(coalesce(m.addr, s.client)) AS addr,
-                           any_value(s.ua) AS ua, any_value(s.host) AS host
+                           any_value(s.ua) AS ua, any_value(s.host) AS host,
+                           any_value(m.country) AS country, any_value(m.city) AS city
                     FROM {batch_rows} s LEFT JOIN ipmap m ON s.client = m.client AND s.xff = m.xff
                     GROUP BY s.ck
                 ) c JOIN daykeys k ON c.day = k.day
@@ -901,12 +1051,54 @@ class Importer:
             con.unregister("ipmap")
             con.unregister("daykeys")
 
+    def _referrers(self, con: duckdb.DuckDBPyConnection, bid: int, batch_rows: str) -> None:
+        """Create table r<bid>: search/social/AI/spam/website, per distinct referrer host."""
+        hosts = [
+            r[0]
+            for r in con.execute(
+                f"SELECT DISTINCT referrer_host FROM {batch_rows} WHERE referrer_host IS NOT NULL"
+            ).fetchall()
+        ]
+        kinds = [classify_host(h) for h in hosts]
+        con.register(
+            "refmap",
+            pa.table(
+                {
+                    "host": pa.array(hosts, pa.string()),
+                    "kind": pa.array([k for k, _ in kinds], pa.string()),
+                    "name": pa.array([n for _, n in kinds], pa.string()),
+                }
+            ),
+        )
+        try:
+            con.execute(f"CREATE TABLE memory.main.r{bid} AS SELECT * FROM refmap")
+        finally:
+            con.unregister("refmap")
+
+    def _guess_own_host(self, con: duckdb.DuckDBPyConnection, batch_rows: str) -> str | None:
+        """The site's own host, when the log does not say it: where its assets are loaded from.
+
+        Browsers send the page as referrer of its stylesheets and images, so the host most
+        asset requests name is, with a clear majority, the site itself.
+        """
+        rows = con.execute(
+            f"SELECT referrer_host, count(*) AS n, sum(count(*)) OVER () AS total "
+            f"FROM {batch_rows} WHERE is_asset AND referrer_host IS NOT NULL "
+            f"GROUP BY referrer_host ORDER BY n DESC LIMIT 1"
+        ).fetchall()
+        if rows and rows[0][1] >= 20 and rows[0][1] * 2 > rows[0][2]:
+            return str(rows[0][0])
+        return None
+
     def _finish_batch(
         self, src: _Source, bid: int, future: Future[_Parsed], nlines: int, consumed: int
     ) -> int:
         """Once a batch is parsed: add up its lines, give its user agents ids, report junk."""
         parsed = future.result()  # the parse's error, if any, is raised here
         self._user_agents(parsed.uas)
+        if parsed.own_host and not self._sites_known:
+            self.sites.add(parsed.own_host)
+            self._sites_known = True
         if parsed.position is not None:
             src.position_json = parsed.position
         src.parsed_lines += nlines
@@ -938,8 +1130,7 @@ class Importer:
 
     def _drop_batches(self, count: int) -> None:
         for bid, _, _ in self._batches[:count]:
-            self.con.execute(f"DROP TABLE IF EXISTS memory.main.b{bid}")
-            self.con.execute(f"DROP TABLE IF EXISTS memory.main.v{bid}")
+            self.con.execute(f"DROP TABLE IF EXISTS memory.main.s{bid}")
         del self._batches[:count]
 
     # -- committing --------------------------------------------------------------
@@ -960,8 +1151,8 @@ class Importer:
                     break
                 seen += waiting
             last_line, offset = con.execute(
-                f"SELECT line_no, end_off FROM memory.main.b{target} WHERE kind = 'ok' "
-                f"AND NOT old AND line_no > {src.lines} "
+                f"SELECT line_no, end_off FROM memory.main.s{target} "
+                f"WHERE line_no > {src.lines} "
                 f"ORDER BY line_no LIMIT 1 OFFSET {limit - seen - 1}"
             ).fetchall()[0]
         else:
@@ -986,6 +1177,7 @@ class Importer:
             new_uas=list(self._pending_uas),
             new_days=new_days,
             late=dict(self._pending_late),
+            sites=tuple(sorted(self.sites)),
         )
         self._committer.commit(job)
         self._known_days.update(new_days)
@@ -999,8 +1191,7 @@ class Importer:
         for entry in self._batches:
             if entry[2] > last_line:
                 entry[1] = con.execute(
-                    f"SELECT count(*) FROM memory.main.b{entry[0]} WHERE kind = 'ok' "
-                    f"AND NOT old AND line_no > {last_line}"
+                    f"SELECT count(*) FROM memory.main.s{entry[0]} WHERE line_no > {last_line}"
                 ).fetchall()[0][0]
                 break
             done += 1

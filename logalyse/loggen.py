@@ -98,9 +98,33 @@ _REFERRERS = (
     ("https://chatgpt.com/", 2),
     ("https://lobste.rs/s/qwe123/", 1),
     ("https://github.com/someone/awesome-selfhosted", 3),
-    ("http://best-seo-offer.xyz/", 1),
+    ("http://semalt.com/", 1),
 )
 _CAMPAIGNS = ("?utm_source=newsletter&utm_medium=email&utm_campaign=launch", "?ref=producthunt")
+
+
+#: Networks of MaxMind's test databases (tests/data/maxmind), with weights: sample logs
+#: drawn from them show countries when imported with --geoip GeoIP2-City-Test.mmdb.
+TEST_NETWORKS = (
+    ("214.78.120.0/22", 30),  # US
+    ("81.2.69.160/27", 14),  # GB
+    ("2a02:d180::/29", 12),  # DE
+    ("2a02:cfc0::/29", 9),  # FR
+    ("89.160.20.128/25", 6),  # SE
+    ("2001:218::/32", 6),  # JP
+    ("175.16.199.0/24", 5),  # CN
+    ("214.0.1.0/24", 5),  # AU
+    ("2a02:d1c0::/29", 5),  # IT
+    ("202.196.224.0/20", 4),  # PH
+    ("2a02:d040::/29", 4),  # SE
+)
+
+
+def _ip_in(r: random.Random, networks: tuple[tuple[str, int], ...]) -> str:
+    import ipaddress
+
+    net = ipaddress.ip_network(r.choices([n for n, _ in networks], [w for _, w in networks])[0])
+    return str(net[r.randrange(1, min(net.num_addresses - 1, 1 << 24))])
 
 
 def _ip(r: random.Random) -> str:
@@ -130,8 +154,12 @@ def generate_lines(
     start: datetime | None = None,
     days: float = 7.0,
     host: str = "example.com",
+    networks: tuple[tuple[str, int], ...] | None = None,
 ) -> Iterator[str]:
     """Yield `n` combined-format lines (without newline), in time order.
+
+    Client addresses are random public-looking ones, or drawn from `networks`
+    (CIDR, weight) when given.
 
     Example:
         >>> lines = list(generate_lines(3, seed=7))
@@ -142,8 +170,17 @@ def generate_lines(
     t0 = start or datetime(2026, 11, 1, tzinfo=timezone.utc)
     span = days * 86400.0
     # A population of visitors (address, user agent) with a long-tailed number of visits.
-    people = [(_ip(r), _ua(r)) for _ in range(max(50, n // 12))]
-    bots = [(_ip(r), r.choice(_BOTS)) for _ in range(max(10, n // 400))]
+    # Real logs see a few thousand distinct user agents per million lines, not one each.
+    agents = [_ua(r) for _ in range(max(20, min(3000, n // 300)))]
+
+    def address() -> str:
+        return _ip_in(r, networks) if networks else _ip(r)
+
+    people = [
+        (address(), agents[min(int(r.paretovariate(0.8)) - 1, len(agents) - 1)])
+        for _ in range(max(50, n // 12))
+    ]
+    bots = [(address(), r.choice(_BOTS)) for _ in range(max(10, n // 400))]
     refs = [x for x, w in _REFERRERS for _ in range(w)]
     pending: list[tuple[float, int, str]] = []
     seq = 0
@@ -197,7 +234,7 @@ def generate_lines(
                 f'{ip} - - [{{ts}}] "GET {path} HTTP/1.1" 200 {r.randrange(500, 30000)} "-" "{ua}"',
             )
         else:  # a scanner
-            ip = _ip(r)
+            ip = address()
             for path in r.sample(_PROBES, r.randrange(1, 4)):
                 push(
                     t,
@@ -252,7 +289,8 @@ def compose_lines(
     for line in _COMPOSE_START:
         yield f"{label}{pad}| {line}"
     t0 = start or datetime(2026, 11, 4, 6, 0, 5, tzinfo=timezone.utc)
-    for i, line in enumerate(generate_lines(n, seed=seed, start=t0, days=0.5)):
+    lines = generate_lines(n, seed=seed, start=t0, days=0.5, networks=TEST_NETWORKS)
+    for i, line in enumerate(lines):
         yield f"{label}{pad}| {line}"
         if r.random() < 0.02:
             ts = (t0 + timedelta(seconds=i * 21)).strftime("%Y/%m/%d %H:%M:%S")
@@ -277,9 +315,8 @@ def write_samples(directory: str) -> None:
         ("access.log", datetime(2026, 11, 3, tzinfo=timezone.utc)),
     ]
     for i, (name, start) in enumerate(days):
-        text = "".join(
-            line + "\n" for line in generate_lines(3000, seed=10 + i, start=start, days=1.0)
-        )
+        lines = generate_lines(3000, seed=10 + i, start=start, days=1.0, networks=TEST_NETWORKS)
+        text = "".join(line + "\n" for line in lines)
         data = text.encode()
         if name.endswith(".gz"):
             data = gzip.compress(data, mtime=0)

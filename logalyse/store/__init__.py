@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 from .db import DEFAULT_LOCK_TIMEOUT, Store, default_db_path
-from .schema import REQUEST_COLUMNS, SCHEMA_VERSION
+from .schema import ENRICHED_COLUMNS, REQUEST_COLUMNS, SCHEMA_VERSION
 
-__all__ = ["DEFAULT_LOCK_TIMEOUT", "REQUEST_COLUMNS", "SCHEMA_VERSION", "Store", "default_db_path"]
+__all__ = [
+    "DEFAULT_LOCK_TIMEOUT",
+    "ENRICHED_COLUMNS",
+    "REQUEST_COLUMNS",
+    "SCHEMA_VERSION",
+    "Store",
+    "default_db_path",
+]

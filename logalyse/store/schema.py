@@ -106,3 +106,17 @@ REQUEST_COLUMNS = (
     "source_id",
     "line_no",
 )
+
+#: Columns of `requests` that the import's enrichment fills.
+ENRICHED_COLUMNS = (
+    "country",
+    "city",
+    "is_bot",
+    "is_pageview",
+    "referrer_host",
+    "source_kind",
+    "source_name",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+)

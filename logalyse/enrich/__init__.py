@@ -1,0 +1,34 @@
+"""Enrichment, computed once per distinct value: user agents, countries, referrer sources.
+
+Per-request rules (pageviews, self-referrals, campaigns) are SQL, in `pages.py` and the
+import; nothing here touches a stored row.
+"""
+
+from __future__ import annotations
+
+from .agents import Agent, classify_agent
+from .geo import GeoIP
+from .pages import (
+    DEFAULT_ASSET_EXTENSIONS,
+    DEFAULT_NON_PAGES,
+    is_asset_sql,
+    pageview_sql,
+    referrer_host_steps,
+    source_sql,
+)
+from .referrers import KINDS, classify_host, normalise_host
+
+__all__ = [
+    "DEFAULT_ASSET_EXTENSIONS",
+    "DEFAULT_NON_PAGES",
+    "KINDS",
+    "Agent",
+    "GeoIP",
+    "classify_agent",
+    "classify_host",
+    "is_asset_sql",
+    "normalise_host",
+    "pageview_sql",
+    "referrer_host_steps",
+    "source_sql",
+]

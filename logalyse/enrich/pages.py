@@ -1,0 +1,119 @@
+"""Per-request rules as SQL: which paths are assets (not pages), and a referrer's host.
+
+A request is a pageview when a human sent it, it is a GET answered 2xx or 304, and
+its path is a page, not an asset. The import stores both: reports say which they count.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+DEFAULT_ASSET_EXTENSIONS = (
+    "css", "js", "mjs", "map", "png", "jpg", "jpeg", "gif", "svg", "ico", "webp", "avif",
+    "bmp", "tif", "tiff", "woff", "woff2", "ttf", "otf", "eot", "mp4", "webm", "mp3", "ogg",
+    "wav", "pdf", "zip", "gz", "tgz", "xz", "bz2", "7z", "rar", "json", "txt", "wasm",
+)  # fmt: skip
+DEFAULT_NON_PAGES = (
+    "/robots.txt",
+    "/favicon.ico",
+    "/sitemap.xml",
+    "/ads.txt",
+    "/apple-touch-icon.png",
+    "/.well-known/security.txt",
+)
+
+
+def _sql_list(items: Sequence[str]) -> str:
+    return ", ".join("'" + i.replace("'", "''") + "'" for i in items) or "NULL"
+
+
+def is_asset_sql(
+    path: str,
+    extensions: Sequence[str] = DEFAULT_ASSET_EXTENSIONS,
+    non_pages: Sequence[str] = DEFAULT_NON_PAGES,
+) -> str:
+    """SQL: TRUE when `path` is an asset or a file only robots ask for.
+
+    Example:
+        >>> "favicon.ico" in is_asset_sql("path")
+        True
+    """
+    # One RE2 match (anchored at the end) is three times faster than splitting the path.
+    alternatives = "|".join(re.escape(e.lower().lstrip(".")) for e in extensions)
+    ext_match = f"regexp_matches({path}, '\\.(?i:{alternatives})$')" if alternatives else "FALSE"
+    return (
+        f"CASE WHEN {path} IS NULL THEN TRUE "
+        f"WHEN {path} IN ({_sql_list(non_pages)}) THEN TRUE "
+        f"ELSE {ext_match} END"
+    )
+
+
+def referrer_host_steps(referrer: str, name: str = "referrer_host") -> list[tuple[str, str]]:
+    """SQL, as (alias, expression) steps each using the one before: a referrer's host,
+    lowercase, without port, credentials or `www.`.
+
+    Steps, not one expression: each part would otherwise be spelt (and computed) again
+    inside every CASE that uses it, nine times over.
+
+    Example:
+        >>> import duckdb
+        >>> (a, e1), (b, e2), (c, e3) = referrer_host_steps("r")
+        >>> duckdb.sql(f"SELECT {e3} FROM (SELECT {e2} AS {b} FROM (SELECT {e1} AS {a} "
+        ...            "FROM (SELECT 'https://WWW.Google.com:443/x' AS r)))").fetchall()
+        [('google.com',)]
+    """
+    after = (
+        f"CASE WHEN contains({referrer}, '://') THEN split_part({referrer}, '://', 2) "
+        f"ELSE {referrer} END"
+    )
+    authority = f"lower(split_part(split_part(split_part({after}, '/', 1), '?', 1), '@', -1))"
+    a, b = f"{name}_0", f"{name}_1"
+    no_port = (
+        f"CASE WHEN contains({a}, ':') AND NOT starts_with({a}, '[') "
+        f"THEN split_part({a}, ':', 1) ELSE {a} END"
+    )
+    host = f"nullif(CASE WHEN starts_with({b}, 'www.') THEN substr({b}, 5) ELSE {b} END, '')"
+    return [(a, authority), (b, no_port), (name, host)]
+
+
+def pageview_sql(is_bot: str, method: str, status: str, is_asset: str) -> str:
+    """SQL: a pageview is a human's GET, answered 2xx or 304, of a page (not an asset)."""
+    return (
+        f"(NOT {is_bot} AND {method} = 'GET' AND NOT ({is_asset}) "
+        f"AND ({status} BETWEEN 200 AND 299 OR {status} = 304))"
+    )
+
+
+def source_sql(
+    kind: str, name: str, utm_source: str, referrer_host: str, host: str, sites: Sequence[str]
+) -> tuple[str, str]:
+    """SQL (source_kind, source_name) of a request.
+
+    `kind`/`name` are the referrer host's classification (search, social, ai, website,
+    spam); spam stays spam, a campaign parameter beats the referrer, no referrer is
+    direct, and a referrer on the site's own host (`host`, or one of `sites`) is internal.
+    """
+    own = f"{referrer_host} = regexp_replace({host}, '^www\\.', '')"
+    if sites:
+        own += f" OR {referrer_host} IN ({_sql_list(sorted(sites))})"
+    when = (
+        f"WHEN {kind} = 'spam' THEN {{spam}} WHEN {utm_source} IS NOT NULL THEN {{campaign}} "
+        f"WHEN {referrer_host} IS NULL THEN {{direct}} WHEN {own} THEN {{internal}} "
+        f"ELSE {{other}} END"
+    )
+    kind_sql = "CASE " + when.format(
+        spam="'spam'",
+        campaign="'campaign'",
+        direct="'direct'",
+        internal="'internal'",
+        other=f"coalesce({kind}, 'website')",
+    )
+    name_sql = "CASE " + when.format(
+        spam=referrer_host,
+        campaign=utm_source,
+        direct="NULL",
+        internal=referrer_host,
+        other=f"coalesce({name}, {referrer_host})",
+    )
+    return kind_sql, name_sql
