@@ -361,5 +361,129 @@ def enrich_command(db_path: Path | None, refresh: bool, site: tuple[str, ...], q
         )
 
 
+# -- reports -------------------------------------------------------------------------------
+
+
+def report_options(fn: F) -> F:
+    """The filters and output options every report takes."""
+    options = [
+        click.option(
+            "--since",
+            help="First day: YYYY-MM-DD, today, yesterday, 7d, 30d, month [default: all].",
+        ),
+        click.option("--until", help="Last day, included (same words as --since)."),
+        click.option("--host", help="Only requests to this host (as logged by $host)."),
+        click.option("--path", "path_glob", help="Only paths matching this glob: '/blog/*'."),
+        click.option("--include-bots", is_flag=True, help="Count bots as visitors too."),
+        click.option(
+            "--limit",
+            type=click.IntRange(min=1),
+            default=20,
+            show_default=True,
+            help="Rows per table.",
+        ),
+        click.option(
+            "--tz",
+            default="UTC",
+            envvar="LOGALYSE_TZ",
+            show_default=True,
+            help="Time zone of days and hours.",
+        ),
+        click.option(
+            "--gap", default="30m", show_default=True, help="Idle time that ends a session."
+        ),
+        click.option(
+            "--format",
+            "format_",
+            type=click.Choice(["table", "json", "csv", "tsv"], case_sensitive=False),
+            default="table",
+            show_default=True,
+            help="table on a terminal (no colour in a pipe), or json/csv/tsv for scripts.",
+        ),
+        click.option("--json", "as_json", is_flag=True, help="Shorthand for --format json."),
+        db_option,
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+@cli.group("report", context_settings=CONTEXT_SETTINGS)
+def report_group() -> None:
+    """Print a report: tables on a terminal, json/csv/tsv for pipes.
+
+    \b
+    Examples:
+      logalyse report overview --since 7d
+      logalyse report sessions --since month --tz Europe/Paris
+      logalyse report referrers --format json | jq '.[0]'
+      logalyse report pages --path '/blog/*' --format csv > pages.csv
+    """
+
+
+def _run_report(name: str, params: dict[str, Any]) -> None:
+    from .reports import REPORTS
+    from .sessions import Scope, period
+    from .store import Store
+
+    tz = params["tz"]
+    since, until, label = period(params["since"], params["until"], tz)
+    scope = Scope(
+        since=since,
+        until=until,
+        host=params["host"],
+        path=params["path_glob"],
+        include_bots=params["include_bots"],
+        tz=tz,
+        limit=params["limit"],
+        gap=parse_duration(params["gap"]),
+        label=label,
+    )
+    fn = REPORTS[name]
+    with Store(_resolve_db(params["db_path"]), read_only=True) as store:
+        reports = fn(store, scope)
+    from .render import render
+
+    fmt = "json" if params["as_json"] else params["format_"].lower()
+    render(reports, fmt, sys.stdout)
+
+
+def _add_report_command(name: str, help_text: str) -> None:
+    def command(**params: Any) -> None:
+        _run_report(name, params)
+
+    command.__doc__ = help_text
+    report_group.command(name, help=help_text, epilog=EXIT_CODES_HELP)(report_options(command))
+
+
+def _add_report_commands() -> None:
+    # The names and help live in reports.REPORTS; importing it here would load duckdb at
+    # startup, so the list is repeated (tests check that the two agree).
+    for name, help_text in REPORT_HELP.items():
+        _add_report_command(name, help_text)
+
+
+REPORT_HELP = {
+    "overview": "Requests, pageviews, visitors, sessions, bounce rate, bots' share.",
+    "sessions": "Sessions per day, durations, depth, entry and exit pages.",
+    "referrers": "Sessions by source category and by referrer host.",
+    "campaigns": "Sessions by utm_source / utm_medium / utm_campaign.",
+    "search": "Sessions from search engines.",
+    "pages": "Pageviews and visitors by path.",
+    "entry": "Pages sessions start on, with their bounce rate.",
+    "exit": "Pages sessions end on.",
+    "not-found": "404s by path, humans and bots.",
+    "status": "Requests by HTTP status.",
+    "browsers": "Visitors by browser.",
+    "os": "Visitors by operating system.",
+    "devices": "Visitors by device type.",
+    "countries": "Visitors by country.",
+    "hours": "Sessions by hour of day and by weekday.",
+    "bots": "Requests by bot.",
+    "visitors": "Distinct visitors per day (ids are daily: see the note).",
+}
+_add_report_commands()
+
+
 def main() -> None:
     cli()

@@ -66,3 +66,46 @@ class IngestStats:
     @property
     def mostly_malformed(self) -> list[SourceStats]:
         return [s for s in self.sources if s.parse_failures_dominate]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a report.
+
+    `kind` tells renderers how to show a value: text, int, float, pct (a fraction
+    0-1, shown as a percentage), seconds (shown as 1m 05s), date, or bar (a picture of
+    the column named by `of`, drawn in tables only and left out of json/csv/tsv).
+    """
+
+    key: str  # snake_case: the JSON key and the CSV header
+    label: str  # the table header
+    kind: str = "text"
+    of: str | None = None  # for bars: the column they draw
+
+
+@dataclass
+class Report:
+    """What a report returns: named columns and rows of plain values, and notes.
+
+    A command may return several sections (e.g. sessions per day, then their
+    durations); `single` marks a report that is one record (overview).
+    """
+
+    name: str
+    title: str
+    columns: list[Column]
+    rows: list[tuple[object, ...]]
+    notes: list[str] = field(default_factory=list)
+    single: bool = False
+    empty: str = "nothing to show"  # said instead of an empty table
+    #: For a "mixed" column: the kind of each row's value (overview: int, pct, seconds).
+    row_kinds: list[str] = field(default_factory=list)
+    #: For a single report: the one record that json/csv/tsv print.
+    record: dict[str, object] = field(default_factory=dict)
+
+    def records(self) -> list[dict[str, object]]:
+        """Rows as dicts keyed by column key, without the bars (what json/csv get)."""
+        if self.single:
+            return [self.record]
+        keep = [(i, c.key) for i, c in enumerate(self.columns) if c.kind != "bar"]
+        return [{key: row[i] for i, key in keep} for row in self.rows]

@@ -52,7 +52,7 @@ _V1 = (
     """
     CREATE TABLE requests (
         ts TIMESTAMP NOT NULL,          -- UTC
-        visitor_id BIGINT NOT NULL,     -- blake2b-64(day key; address, user agent, host)
+        visitor_id BIGINT NOT NULL,     -- HMAC-SHA256(day key; address, user agent, host), 64 bits
         host VARCHAR,
         method VARCHAR,
         path VARCHAR,

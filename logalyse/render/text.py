@@ -1,0 +1,206 @@
+"""Render `Report`s: `render(reports, fmt, out)`; one function per output format."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import IO, Any
+
+from ..formats.escape import printable
+from ..model import Column, Report
+
+FORMATS = ("table", "json", "csv", "tsv")
+_BLOCKS = " ▏▎▍▌▋▊▉█"
+BAR_WIDTH = 24
+
+
+def format_value(value: object, kind: str) -> str:
+    """A value as a table shows it: 1,234; 45.2%; 1m 05s; 2026-11-01.
+
+    Example:
+        >>> format_value(0.4521, "pct"), format_value(65, "seconds"), format_value(12345, "int")
+        ('45.2%', '1m 05s', '12,345')
+    """
+    if value is None:
+        return "-" if kind != "text" else ""
+    if kind == "int":
+        return f"{int(value):,}"  # type: ignore[call-overload]
+    if kind == "float":
+        return f"{float(value):,.2f}"  # type: ignore[arg-type]
+    if kind == "pct":
+        return f"{float(value) * 100:.1f}%"  # type: ignore[arg-type]
+    if kind == "change":
+        return f"{float(value) * 100:+.1f}%"  # type: ignore[arg-type]
+    if kind == "seconds":
+        s = round(float(value))  # type: ignore[arg-type]
+        if s < 60:
+            return f"{s}s"
+        if s < 3600:
+            return f"{s // 60}m {s % 60:02d}s"
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    if kind == "datetime" and isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    return printable(str(value))
+
+
+def bar(value: float, top: float, width: int = BAR_WIDTH) -> str:
+    """A horizontal bar, in eighths of a character.
+
+    Example:
+        >>> bar(1, 2, 4)
+        '██'
+    """
+    if not top or value <= 0:
+        return ""
+    eighths = max(1, round(value / top * width * 8))
+    return "█" * (eighths // 8) + (_BLOCKS[eighths % 8] if eighths % 8 else "")
+
+
+def _cells(report: Report) -> list[list[str]]:
+    """Every row as display strings (bars drawn, mixed columns by row kind)."""
+    cols = report.columns
+    tops: dict[int, float] = {}
+    for i, c in enumerate(cols):
+        if c.kind == "bar" and c.of:
+            j = next(k for k, o in enumerate(cols) if o.key == c.of)
+            tops[i] = max((float(r[j] or 0) for r in report.rows), default=0.0)  # type: ignore[arg-type]
+    out = []
+    for n, row in enumerate(report.rows):
+        cells = []
+        for i, c in enumerate(cols):
+            if c.kind == "bar" and c.of:
+                j = next(k for k, o in enumerate(cols) if o.key == c.of)
+                cells.append(bar(float(row[j] or 0), tops[i]))  # type: ignore[arg-type]
+            elif c.kind == "mixed":
+                kind = report.row_kinds[n] if n < len(report.row_kinds) else "text"
+                cells.append(format_value(row[i], kind))
+            else:
+                cells.append(format_value(row[i], c.kind))
+        out.append(cells)
+    return out
+
+
+def _numeric(c: Column) -> bool:
+    return c.kind in ("int", "float", "pct", "seconds", "mixed", "change")
+
+
+def render_table(reports: Sequence[Report], out: IO[str], *, color: bool | None = None) -> None:
+    """Rich tables (no colour in a pipe); a line of explanation instead of an empty table."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(
+        file=out,
+        highlight=False,
+        emoji=False,
+        markup=False,
+        no_color=None if color is None else not color,
+        force_terminal=color,
+        width=None if out.isatty() else 120,
+    )
+    for n, report in enumerate(reports):
+        if n:
+            console.print()
+        if not report.rows:
+            console.print(Text(f"{report.title}: {report.empty}"))
+            continue
+        table = Table(
+            title=Text(report.title, style="bold"),
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            show_header=not report.single,
+            pad_edge=False,
+        )
+        for c in report.columns:
+            table.add_column(
+                Text(c.label),
+                justify="right" if _numeric(c) else "left",
+                overflow="fold",
+                style="cyan" if c.kind == "bar" else None,
+                no_wrap=c.kind == "bar",
+            )
+        for cells in _cells(report):
+            table.add_row(*(Text(v) for v in cells))
+        console.print(table)
+        for note in report.notes:
+            console.print(Text(printable(note), style="dim"))
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def render_json(reports: Sequence[Report], out: IO[str]) -> None:
+    """One report: a list of row objects (one object for overview); several: an object of
+    them by section name."""
+
+    def one(r: Report) -> Any:
+        records = [{k: _plain(v) for k, v in rec.items()} for rec in r.records()]
+        return records[0] if r.single else records
+
+    doc = one(reports[0]) if len(reports) == 1 else {r.name: one(r) for r in reports}
+    json.dump(doc, out, indent=2, ensure_ascii=False)
+    out.write("\n")
+
+
+def _flat(record: dict[str, object]) -> dict[str, object]:
+    """{"previous": {"requests": 1}} -> {"previous_requests": 1}: CSV has no nesting."""
+    out: dict[str, object] = {}
+    for k, v in record.items():
+        if isinstance(v, dict):
+            out.update({f"{k}_{kk}": vv for kk, vv in v.items()})
+        else:
+            out[k] = v
+    return out
+
+
+def render_delimited(reports: Sequence[Report], out: IO[str], delimiter: str) -> None:
+    """CSV/TSV: a header of column keys, then rows; sections apart, each after a
+    `# name` line. Text from logs has its control characters made visible."""
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
+    for n, report in enumerate(reports):
+        records = [_flat(rec) for rec in report.records()]
+        if len(reports) > 1:
+            if n:
+                out.write("\n")
+            out.write(f"# {report.name}\n")
+        keys = list(records[0]) if records else [c.key for c in report.columns if c.kind != "bar"]
+        writer.writerow(keys)
+        for rec in records:
+            writer.writerow(
+                [
+                    ""
+                    if v is None
+                    else printable(str(_plain(v)))
+                    if isinstance(v, str)
+                    else _plain(v)
+                    for v in rec.values()
+                ]
+            )
+
+
+def render(reports: Sequence[Report], fmt: str, out: IO[str], *, color: bool | None = None) -> None:
+    """Write `reports` to `out` as a table, json, csv or tsv."""
+    if fmt == "table":
+        render_table(reports, out, color=color)
+    elif fmt == "json":
+        render_json(reports, out)
+    elif fmt == "csv":
+        render_delimited(reports, out, ",")
+    elif fmt == "tsv":
+        render_delimited(reports, out, "\t")
+    else:
+        raise ValueError(f"unknown format {fmt!r}")

@@ -1,0 +1,312 @@
+"""Breakdowns of requests and visitors: pages, entry/exit, 404s, status, browsers, OS,
+devices, countries, hours, bots and daily visitors."""
+
+from __future__ import annotations
+
+from ..model import Column, Report
+from ..sessions import Scope, sessions_sql
+from ..store import Store
+from ._util import bots_note, empty_message, rows
+
+_VISITOR_NOTE = "visitors: distinct daily visitor ids (ids change at midnight)"
+
+
+def _by(store: Store, scope: Scope, name: str, title: str, expr: str, label: str) -> Report:
+    """Visitors and pageviews by one dimension of the pageviews in scope."""
+    found = rows(
+        store,
+        scope,
+        f"""
+        SELECT coalesce({expr}, '(unknown)') AS value, count(DISTINCT r.visitor_id) AS visitors,
+               count(*) AS pageviews, count(DISTINCT r.visitor_id) / sum(count(DISTINCT
+               r.visitor_id)) OVER () AS share
+        FROM requests r LEFT JOIN user_agents u ON r.ua_id = u.id
+        WHERE {scope.where("r", pages=True)}
+        GROUP BY 1 ORDER BY visitors DESC, value LIMIT {int(scope.limit)}
+        """,
+    )
+    return Report(
+        name,
+        f"{title}, {scope.label}",
+        [
+            Column(name.replace("-", "_"), label),
+            Column("visitors", "visitors", "int"),
+            Column("pageviews", "pageviews", "int"),
+            Column("share", "share", "pct"),
+            Column("bar", "", "bar", of="visitors"),
+        ],
+        [(*r, None) for r in found],
+        [f"{_VISITOR_NOTE}; {bots_note(scope)}"],
+        empty=empty_message("pageviews", scope),
+    )
+
+
+def browsers(store: Store, scope: Scope) -> list[Report]:
+    """Visitors by browser family."""
+    return [_by(store, scope, "browser", "Browsers", "u.browser", "browser")]
+
+
+def os_families(store: Store, scope: Scope) -> list[Report]:
+    """Visitors by operating system."""
+    return [_by(store, scope, "os", "Operating systems", "u.os", "OS")]
+
+
+def devices(store: Store, scope: Scope) -> list[Report]:
+    """Visitors by device type: desktop, mobile, tablet, other (bot with --include-bots)."""
+    return [_by(store, scope, "device", "Devices", "u.device", "device")]
+
+
+def countries(store: Store, scope: Scope) -> list[Report]:
+    """Visitors by country (ISO code)."""
+    report = _by(store, scope, "country", "Countries", "r.country", "country")
+    (known,) = rows(store, scope, "SELECT count(*) FROM requests WHERE country IS NOT NULL")[0]
+    if not known:
+        report.notes.append(
+            "no request has a country: import with --geoip PATH (a GeoLite2 or DB-IP lite "
+            "Country .mmdb, see the README); countries cannot be added to stored requests"
+        )
+    return [report]
+
+
+def pages(store: Store, scope: Scope) -> list[Report]:
+    """Pageviews and visitors by path."""
+    found = rows(
+        store,
+        scope,
+        f"""
+        SELECT path, count(*) AS pageviews, count(DISTINCT visitor_id) AS visitors
+        FROM requests r WHERE {scope.where("r", pages=True)}
+        GROUP BY 1 ORDER BY pageviews DESC, path LIMIT {int(scope.limit)}
+        """,
+    )
+    return [
+        Report(
+            "pages",
+            f"Pages, {scope.label}",
+            [
+                Column("path", "path"),
+                Column("pageviews", "pageviews", "int"),
+                Column("visitors", "visitors", "int"),
+            ],
+            found,
+            [f"{_VISITOR_NOTE}; {bots_note(scope)}"],
+            empty=empty_message("pageviews", scope),
+        )
+    ]
+
+
+def _ends(store: Store, scope: Scope, end: str, name: str, title: str) -> Report:
+    found = rows(
+        store,
+        scope,
+        f"""
+        SELECT {end} AS path, count(*) AS sessions, avg(bounce::INT) AS bounce_rate,
+               count(*) / sum(count(*)) OVER () AS share
+        FROM ({sessions_sql(scope)}) GROUP BY 1 ORDER BY sessions DESC, path
+        LIMIT {int(scope.limit)}
+        """,
+    )
+    return Report(
+        name,
+        f"{title}, {scope.label}",
+        [
+            Column("path", "path"),
+            Column("sessions", "sessions", "int"),
+            Column("bounce_rate", "bounce", "pct"),
+            Column("share", "share", "pct"),
+        ],
+        found,
+        [f"a bounce is a session of one pageview; {bots_note(scope)}"],
+        empty=empty_message("sessions", scope),
+    )
+
+
+def entry(store: Store, scope: Scope) -> list[Report]:
+    """Pages sessions start on."""
+    return [_ends(store, scope, "entry", "entry", "Entry pages")]
+
+
+def exit_pages(store: Store, scope: Scope) -> list[Report]:
+    """Pages sessions end on."""
+    return [_ends(store, scope, "exit", "exit", "Exit pages")]
+
+
+def not_found(store: Store, scope: Scope) -> list[Report]:
+    """404s by path, by humans and by bots (both, whatever --include-bots says)."""
+    found = rows(
+        store,
+        scope,
+        f"""
+        SELECT path, count(*) AS requests,
+               count(*) FILTER (NOT coalesce(is_bot, FALSE)) AS humans,
+               count(*) FILTER (coalesce(is_bot, FALSE)) AS bots,
+               max(referrer_host) FILTER (source_kind = 'internal') AS linked_from_site
+        FROM requests r WHERE {scope.where("r", bots=True)} AND status = 404
+        GROUP BY 1 ORDER BY requests DESC, path LIMIT {int(scope.limit)}
+        """,
+    )
+    return [
+        Report(
+            "not-found",
+            f"Not found (404), {scope.label}",
+            [
+                Column("path", "path"),
+                Column("requests", "requests", "int"),
+                Column("humans", "humans", "int"),
+                Column("bots", "bots", "int"),
+                Column("linked_from_site", "broken link on"),
+            ],
+            found,
+            [
+                "all requests answered 404, humans and bots apart; a broken link on your own "
+                "site shows its host"
+            ],
+            empty=empty_message("404s", scope),
+        )
+    ]
+
+
+def status(store: Store, scope: Scope) -> list[Report]:
+    """Requests by HTTP status code."""
+    found = rows(
+        store,
+        scope,
+        f"""
+        SELECT status, count(*) AS requests, count(*) / sum(count(*)) OVER () AS share
+        FROM requests r WHERE {scope.where("r")} GROUP BY 1 ORDER BY 1
+        """,
+    )
+    return [
+        Report(
+            "status",
+            f"Status codes, {scope.label}",
+            [
+                Column("status", "status", "int"),
+                Column("requests", "requests", "int"),
+                Column("share", "share", "pct"),
+                Column("bar", "", "bar", of="requests"),
+            ],
+            [(*r, None) for r in found],
+            [f"all requests (hits, assets included); {bots_note(scope)}"],
+            empty=empty_message("requests", scope),
+        )
+    ]
+
+
+def bots(store: Store, scope: Scope) -> list[Report]:
+    """Requests by bot, with the last time each was seen."""
+    found = rows(
+        store,
+        scope,
+        f"""
+        SELECT coalesce(u.bot_name, '(unnamed)') AS bot, count(*) AS requests,
+               count(*) / sum(count(*)) OVER () AS share, max(r.ts) AS last_seen
+        FROM requests r LEFT JOIN user_agents u ON r.ua_id = u.id
+        WHERE {scope.where("r", bots=True)} AND coalesce(r.is_bot, FALSE)
+        GROUP BY 1 ORDER BY requests DESC, bot LIMIT {int(scope.limit)}
+        """,
+    )
+    return [
+        Report(
+            "bots",
+            f"Bots, {scope.label}",
+            [
+                Column("bot", "bot"),
+                Column("requests", "requests", "int"),
+                Column("share", "share of bot requests", "pct"),
+                Column("last_seen", "last seen (UTC)", "datetime"),
+            ],
+            found,
+            ["bots: ua-parser spiders, crawler-user-agents, monitors, no user agent"],
+            empty=empty_message("bot requests", scope),
+        )
+    ]
+
+
+def hours(store: Store, scope: Scope) -> list[Report]:
+    """Sessions by the hour of day and by the weekday they started, in --tz."""
+    start = scope.local("start")
+    s1 = sessions_sql(scope)
+    by_hour = rows(
+        store,
+        scope,
+        f"SELECT hour({start}) AS h, count(*) FROM ({s1}) GROUP BY 1 ORDER BY 1",
+    )
+    s2 = sessions_sql(scope)
+    by_day = rows(
+        store,
+        scope,
+        f"SELECT isodow({start}) AS d, dayname({start}), count(*) FROM ({s2}) "
+        "GROUP BY 1, 2 ORDER BY 1",
+    )
+    counts: dict[object, object] = {h: n for h, n in by_hour}
+    empty = empty_message("sessions", scope)
+    zone = f"hours in {scope.tz} (--tz)"
+    return [
+        Report(
+            "hours",
+            f"Sessions by hour, {scope.label}",
+            [
+                Column("hour", "hour", "text"),
+                Column("sessions", "sessions", "int"),
+                Column("bar", "", "bar", of="sessions"),
+            ],
+            [(f"{h:02d}:00", counts.get(h, 0), None) for h in range(24)] if by_hour else [],
+            [zone],
+            empty=empty,
+        ),
+        Report(
+            "weekdays",
+            "By weekday",
+            [
+                Column("weekday", "weekday"),
+                Column("sessions", "sessions", "int"),
+                Column("bar", "", "bar", of="sessions"),
+            ],
+            [(name, n, None) for _, name, n in by_day],
+            empty=empty,
+        ),
+    ]
+
+
+def visitors(store: Store, scope: Scope) -> list[Report]:
+    """Distinct visitors per day, with pageviews and sessions."""
+    day = scope.local("ts")
+    pv = scope.where("r", pages=True)
+    sess = sessions_sql(scope)
+    found = rows(
+        store,
+        scope,
+        f"""
+        SELECT p.day, p.visitors, p.pageviews, coalesce(s.sessions, 0)
+        FROM (SELECT {day}::DATE AS day, count(DISTINCT visitor_id) AS visitors,
+                     count(*) AS pageviews
+              FROM requests r WHERE {pv} GROUP BY 1) p
+        LEFT JOIN (SELECT {scope.local("start")}::DATE AS day, count(*) AS sessions
+                   FROM ({sess}) GROUP BY 1) s ON p.day = s.day
+        ORDER BY p.day
+        """,
+    )
+    total = sum(int(r[1]) for r in found)  # type: ignore[call-overload]
+    notes = [
+        "a visitor is a daily id: the same person on two days is two visitors, by design "
+        "(the key that links their requests is destroyed when the day ends)",
+    ]
+    if len(found) > 1:
+        notes.append(f"sum over the {len(found)} days (not distinct people): {total:,}")
+    return [
+        Report(
+            "visitors",
+            f"Visitors per day, {scope.label}",
+            [
+                Column("day", "day", "date"),
+                Column("visitors", "visitors", "int"),
+                Column("pageviews", "pageviews", "int"),
+                Column("sessions", "sessions", "int"),
+                Column("bar", "", "bar", of="visitors"),
+            ],
+            [(*r, None) for r in found],
+            notes,
+            empty=empty_message("pageviews", scope),
+        )
+    ]

@@ -1,0 +1,90 @@
+"""The overview: the day's (or period's) headline numbers, beside the previous period's."""
+
+from __future__ import annotations
+
+from ..model import Column, Report
+from ..sessions import Scope, sessions_sql
+from ..store import Store
+from ._util import bots_note, rows
+
+KEYS = (
+    ("requests", "Requests (hits, bots included)", "int"),
+    ("pageviews", "Pageviews", "int"),
+    ("visitors", "Visitors (daily ids, summed over days)", "int"),
+    ("sessions", "Sessions", "int"),
+    ("bounce_rate", "Bounce rate", "pct"),
+    ("avg_session_seconds", "Average session", "seconds"),
+    ("bot_requests", "Bot requests", "int"),
+)
+
+
+def totals(store: Store, scope: Scope) -> dict[str, object]:
+    """The overview's numbers for one scope, keyed as in the JSON output."""
+    # Placeholders are collected in the order the f-string is evaluated: the text's order.
+    sql = f"""
+        SELECT
+          (SELECT count(*) FROM requests r WHERE {scope.where("r", bots=True)}) AS requests,
+          (SELECT count(*) FROM requests r WHERE {scope.where("r", pages=True)}) AS pageviews,
+          (SELECT count(DISTINCT visitor_id) FROM requests r
+           WHERE {scope.where("r", pages=True)}) AS visitors,
+          s.sessions, s.bounce_rate, s.avg_seconds,
+          (SELECT count(*) FILTER (coalesce(is_bot, FALSE)) FROM requests r
+           WHERE {scope.where("r", bots=True)}) AS bot_requests
+        FROM (SELECT count(*) AS sessions, avg(bounce::INT) AS bounce_rate,
+                     avg(seconds) AS avg_seconds
+              FROM ({sessions_sql(scope)})) s
+    """
+    (row,) = rows(store, scope, sql)
+    return dict(zip([k for k, _, _ in KEYS], row, strict=False))
+
+
+def overview(store: Store, scope: Scope) -> list[Report]:
+    """Requests, pageviews, visitors, sessions, bounce rate, average session, bot requests.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> with Store(pathlib.Path(tempfile.mkdtemp()) / "t.duckdb") as s:
+        ...     overview(s, Scope())[0].record["requests"]
+        0
+    """
+    now = totals(store, scope)
+    prev_scope = scope.previous()
+    before = totals(store, prev_scope) if prev_scope else None
+    columns = [Column("metric", "", "text"), Column("value", scope.label, "mixed")]
+    if before is not None:
+        columns += [
+            Column("previous", "previous period", "mixed"),
+            Column("change", "change", "change"),
+        ]
+    out = []
+    for key, label, _ in KEYS:
+        value = now[key]
+        row: list[object] = [label, value]
+        if before is not None:
+            old = before[key]
+            change = None
+            if isinstance(value, (int, float)) and isinstance(old, (int, float)) and old:
+                change = (value - old) / old
+            row += [old, change]
+        out.append(tuple(row))
+    notes = [
+        "visitors: distinct visitor ids per day, summed over the days (ids change at midnight)",
+        f"pageviews, visitors and sessions: {bots_note(scope)}",
+    ]
+    if before is None:
+        notes.append("add --since (e.g. --since 7d) to compare with the period before")
+    record = dict(now)
+    if before is not None:
+        record["previous"] = before
+    return [
+        Report(
+            "overview",
+            f"Overview, {scope.label}",
+            columns,
+            out,
+            notes,
+            single=True,
+            row_kinds=[kind for _, _, kind in KEYS],
+            record=record,
+        )
+    ]

@@ -1,0 +1,149 @@
+"""Where sessions came from: source categories, referrer hosts, campaigns, search engines.
+
+Sessions take the source of their first pageview; self-referrals (`internal`) and
+referrer spam are left out of the referrer tables.
+"""
+
+from __future__ import annotations
+
+from ..model import Column, Report
+from ..sessions import Scope, sessions_sql
+from ..store import Store
+from ._util import bots_note, empty_message, rows
+
+
+def referrers(store: Store, scope: Scope) -> list[Report]:
+    """Sessions and visitors by source category, then by referrer host with the pages
+    each brought visitors to."""
+    s1 = sessions_sql(scope)
+    kinds = rows(
+        store,
+        scope,
+        f"""
+        SELECT coalesce(source_kind, 'direct') AS kind, count(*) AS sessions,
+               count(DISTINCT visitor_id) AS visitors, sum(count(*)) OVER () AS total
+        FROM ({s1}) WHERE coalesce(source_kind, '') NOT IN ('spam')
+        GROUP BY 1 ORDER BY sessions DESC, kind
+        """,
+    )
+    s2 = sessions_sql(scope)
+    hosts = rows(
+        store,
+        scope,
+        f"""
+        WITH s AS (
+            SELECT * FROM ({s2})
+            WHERE referrer_host IS NOT NULL AND source_kind NOT IN ('internal', 'spam')
+        ), landing AS (
+            SELECT referrer_host, string_agg(entry, '  ' ORDER BY n DESC, entry) AS pages
+            FROM (
+                SELECT referrer_host, entry, count(*) AS n,
+                       row_number() OVER (PARTITION BY referrer_host
+                                          ORDER BY count(*) DESC, entry) AS rank_in_host
+                FROM s GROUP BY 1, 2
+            ) WHERE rank_in_host <= 3 GROUP BY 1
+        )
+        SELECT s.referrer_host, any_value(s.source_kind) AS kind, count(*) AS sessions,
+               count(DISTINCT s.visitor_id) AS visitors, any_value(l.pages) AS pages
+        FROM s LEFT JOIN landing l ON s.referrer_host = l.referrer_host
+        GROUP BY s.referrer_host ORDER BY sessions DESC, s.referrer_host
+        LIMIT {int(scope.limit)}
+        """,
+    )
+    empty = empty_message("sessions", scope)
+    return [
+        Report(
+            "sources",
+            f"Sources, {scope.label}",
+            [
+                Column("source", "source"),
+                Column("sessions", "sessions", "int"),
+                Column("visitors", "visitors", "int"),
+                Column("share", "share", "pct"),
+                Column("bar", "", "bar", of="sessions"),
+            ],
+            [(k, s, v, s / t if t else 0.0, None) for k, s, v, t in kinds],  # type: ignore[operator]
+            [
+                "a session's source is that of its first pageview; spam is left out",
+                f"visitors: distinct daily ids; {bots_note(scope)}",
+            ],
+            empty=empty,
+        ),
+        Report(
+            "referrers",
+            "Referrer hosts (self-referrals and spam left out)",
+            [
+                Column("referrer_host", "referrer"),
+                Column("source", "source"),
+                Column("sessions", "sessions", "int"),
+                Column("visitors", "visitors", "int"),
+                Column("landing_pages", "top landing pages"),
+            ],
+            hosts,
+            empty=empty_message("sessions from referring sites", scope),
+        ),
+    ]
+
+
+def campaigns(store: Store, scope: Scope) -> list[Report]:
+    """Sessions by campaign parameters (utm_source, utm_medium, utm_campaign; or ref)."""
+    found = rows(
+        store,
+        scope,
+        f"""
+        SELECT utm_source, utm_medium, utm_campaign, count(*) AS sessions,
+               count(DISTINCT visitor_id) AS visitors, sum(pageviews) AS pageviews,
+               avg(bounce::INT) AS bounce_rate
+        FROM ({sessions_sql(scope)}) WHERE source_kind = 'campaign'
+        GROUP BY ALL ORDER BY sessions DESC, utm_source, utm_medium, utm_campaign
+        LIMIT {int(scope.limit)}
+        """,
+    )
+    return [
+        Report(
+            "campaigns",
+            f"Campaigns, {scope.label}",
+            [
+                Column("utm_source", "source"),
+                Column("utm_medium", "medium"),
+                Column("utm_campaign", "campaign"),
+                Column("sessions", "sessions", "int"),
+                Column("visitors", "visitors", "int"),
+                Column("pageviews", "pageviews", "int"),
+                Column("bounce_rate", "bounce", "pct"),
+            ],
+            found,
+            ["sessions whose first pageview had utm_source (or ref) in its query string"],
+            empty=empty_message("sessions from campaigns (utm_source or ref)", scope),
+        )
+    ]
+
+
+def search(store: Store, scope: Scope) -> list[Report]:
+    """Sessions from search engines (the search terms are not in referrers any more)."""
+    found = rows(
+        store,
+        scope,
+        f"""
+        SELECT source_name, count(*) AS sessions, count(DISTINCT visitor_id) AS visitors,
+               avg(bounce::INT) AS bounce_rate, sum(count(*)) OVER () AS total
+        FROM ({sessions_sql(scope)}) WHERE source_kind = 'search'
+        GROUP BY 1 ORDER BY sessions DESC, source_name LIMIT {int(scope.limit)}
+        """,
+    )
+    return [
+        Report(
+            "search",
+            f"Search engines, {scope.label}",
+            [
+                Column("engine", "engine"),
+                Column("sessions", "sessions", "int"),
+                Column("visitors", "visitors", "int"),
+                Column("bounce_rate", "bounce", "pct"),
+                Column("share", "share", "pct"),
+                Column("bar", "", "bar", of="sessions"),
+            ],
+            [(e, s, v, b, s / t if t else 0.0, None) for e, s, v, b, t in found],  # type: ignore[operator]
+            empty=empty_message("sessions from search engines", scope),
+        )
+    ]

@@ -1,0 +1,306 @@
+"""Reports: session numbers checked by hand on a crafted log, cross-checked on a real one;
+filters; json/csv/tsv; text from logs shown literally; empty stores."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from logalyse.cli import REPORT_HELP, cli
+from logalyse.ingest import ImportOptions, ingest
+from logalyse.reports import REPORTS
+from logalyse.sessions import Scope, period
+from logalyse.store import Store
+
+from .conftest import LOGS
+
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0"
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+A, B, C, D, E = "203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4", "203.0.113.5"
+
+
+def line(
+    ip: str,
+    ts: str,
+    path: str,
+    *,
+    method: str = "GET",
+    status: int = 200,
+    ref: str = "-",
+    ua: str = FIREFOX,
+) -> str:
+    stamp = datetime.fromisoformat(ts).strftime("%d/%b/%Y:%H:%M:%S +0000")
+    return f'{ip} - - [{stamp}] "{method} {path} HTTP/1.1" {status} 100 "{ref}" "{ua}"'
+
+
+#: Hand-checked: 11 requests, 1 by a bot; 7 pageviews; visitors A, C, B (day 1) and
+#: B (day 2): 4; sessions: A twice (gaps of 29 then 31 minutes), C once (two pageviews
+#: in the same second: entry /x, exit /y by line order), B twice (midnight changes the
+#: visitor id) = 5, of which 3 bounce; A's first lasts 29 minutes, the others 0 s.
+CRAFTED = [
+    line(A, "2026-11-01T10:00:00", "/", ref="https://www.google.com/"),
+    line(A, "2026-11-01T10:00:00", "/style.css", ref="https://site.example/"),
+    line(A, "2026-11-01T10:29:00", "/a", ref="https://site.example/"),
+    line(A, "2026-11-01T11:00:00", "/b"),
+    line(C, "2026-11-01T12:00:00", "/x", ref="https://news.ycombinator.com/"),
+    line(C, "2026-11-01T12:00:00", "/y", ref="https://site.example/x"),
+    line(D, "2026-11-01T12:00:00", "/", ua=GOOGLEBOT),
+    line(E, "2026-11-01T13:00:00", "/form", method="POST"),
+    line(E, "2026-11-01T13:00:01", "/missing", status=404),
+    line(B, "2026-11-01T23:50:00", "/night"),
+    line(B, "2026-11-02T00:05:00", "/morning?utm_source=newsletter&utm_campaign=nov"),
+]
+
+
+@pytest.fixture
+def crafted(tmp_path: Path) -> Path:
+    log = tmp_path / "access.log"
+    log.write_text("".join(x + "\n" for x in CRAFTED))
+    db = tmp_path / "db.duckdb"
+    with Store(db) as store:
+        ingest(store, [log], ImportOptions(sites=("site.example",)))
+    return db
+
+
+def report(db: Path, name: str, **scope: object) -> list:  # type: ignore[type-arg]
+    with Store(db, read_only=True) as store:
+        return REPORTS[name](store, Scope(**scope))  # type: ignore[arg-type]
+
+
+def test_overview_by_hand(crafted: Path) -> None:
+    (r,) = report(crafted, "overview")
+    assert r.record == {
+        "requests": 11,
+        "pageviews": 7,
+        "visitors": 4,
+        "sessions": 5,
+        "bounce_rate": pytest.approx(0.6),
+        "avg_session_seconds": pytest.approx(29 * 60 / 5),
+        "bot_requests": 1,
+    }
+
+
+def test_sessions_by_hand(crafted: Path) -> None:
+    summary, per_day, durations, depth, entries, exits = report(crafted, "sessions")
+    assert summary.rows == [(5, pytest.approx(0.6), pytest.approx(348.0), 0.0, pytest.approx(1.4))]
+    assert [(str(r[0]), r[1], r[2]) for r in per_day.rows] == [
+        ("2026-11-01", 4, 3),  # A twice, C, B
+        ("2026-11-02", 1, 1),  # B again, with a new id
+    ]
+    assert {r[0]: r[1] for r in durations.rows} == {
+        "0s (one pageview, or all in a second)": 4,
+        "10-30m": 1,
+    }
+    assert {r[0]: r[1] for r in depth.rows} == {"1": 3, "2": 2}
+    assert sorted(r[0] for r in entries.rows) == ["/", "/b", "/morning", "/night", "/x"]
+    assert sorted(r[0] for r in exits.rows) == ["/a", "/b", "/morning", "/night", "/y"]
+
+
+def test_session_gap_is_configurable(crafted: Path) -> None:
+    assert report(crafted, "overview", gap=timedelta(minutes=20))[0].record["sessions"] == 6
+    assert report(crafted, "overview", gap=timedelta(minutes=31))[0].record["sessions"] == 4
+
+
+def test_bots_count_only_when_asked(crafted: Path) -> None:
+    record = report(crafted, "overview", include_bots=True)[0].record
+    assert (record["pageviews"], record["sessions"], record["visitors"]) == (8, 6, 5)
+    (bots,) = report(crafted, "bots")
+    assert [(r[0], r[1]) for r in bots.rows] == [("Googlebot", 1)]
+
+
+def test_referrers_and_campaigns_by_hand(crafted: Path) -> None:
+    sources, hosts = report(crafted, "referrers")
+    assert sorted((r[0], r[1]) for r in sources.rows) == [
+        ("campaign", 1),
+        ("direct", 2),
+        ("search", 1),
+        ("social", 1),
+    ]
+    assert [(r[0], r[1], r[2], r[4]) for r in hosts.rows] == [
+        ("google.com", "search", 1, "/"),
+        ("news.ycombinator.com", "social", 1, "/x"),
+    ]
+    (campaigns,) = report(crafted, "campaigns")
+    assert [r[:4] for r in campaigns.rows] == [("newsletter", None, "nov", 1)]
+    (engines,) = report(crafted, "search")
+    assert [r[:2] for r in engines.rows] == [("Google", 1)]
+
+
+def test_other_reports_by_hand(crafted: Path) -> None:
+    (nf,) = report(crafted, "not-found")
+    assert [r[:4] for r in nf.rows] == [("/missing", 1, 1, 0)]
+    (st,) = report(crafted, "status")
+    assert [(r[0], r[1]) for r in st.rows] == [(200, 9), (404, 1)]  # humans only
+    (pages,) = report(crafted, "pages", limit=3)
+    assert len(pages.rows) == 3
+    (visitors,) = report(crafted, "visitors")
+    assert [(str(r[0]), r[1], r[2], r[3]) for r in visitors.rows] == [
+        ("2026-11-01", 3, 6, 4),
+        ("2026-11-02", 1, 1, 1),
+    ]
+    assert any("sum over the 2 days" in n for n in visitors.notes)
+    hours, weekdays = report(crafted, "hours")
+    assert {r[0]: r[1] for r in hours.rows if r[1]} == {
+        "10:00": 1,
+        "11:00": 1,
+        "12:00": 1,
+        "23:00": 1,
+        "00:00": 1,
+    }
+    assert [(r[0], r[1]) for r in weekdays.rows] == [("Monday", 1), ("Sunday", 4)]
+    (countries,) = report(crafted, "countries")
+    assert countries.rows[0][0] == "(unknown)"
+    assert any("--geoip" in n for n in countries.notes)
+
+
+def test_filters(crafted: Path) -> None:
+    since, until, _ = period("2026-11-02", "2026-11-02")
+    assert report(crafted, "overview", since=since, until=until)[0].record["sessions"] == 1
+    assert report(crafted, "overview", path="/a*")[0].record["pageviews"] == 1
+    # In Tokyo (UTC+9), B's 23:50 and 00:05 UTC are both on 2 November.
+    (_, per_day, *_) = report(crafted, "sessions", tz="Asia/Tokyo")
+    assert [(str(r[0]), r[1]) for r in per_day.rows] == [("2026-11-01", 3), ("2026-11-02", 2)]
+
+
+def test_previous_period(crafted: Path) -> None:
+    since, until, _ = period("2026-11-02", "2026-11-02")
+    (r,) = report(crafted, "overview", since=since, until=until)
+    assert r.record["previous"]["sessions"] == 4  # type: ignore[index]
+    assert [c.key for c in r.columns] == ["metric", "value", "previous", "change"]
+
+
+def test_sessions_match_an_independent_count_on_a_real_log(tmp_path: Path) -> None:
+    """The SQL sessions against a plain Python sessionisation of the same stored rows."""
+    db = tmp_path / "db.duckdb"
+    with Store(db) as store:
+        ingest(store, [LOGS / "cymnasium-access.log-20240506"])
+        pageviews = store.query(
+            "SELECT visitor_id, ts, source_id, line_no FROM requests WHERE is_pageview "
+            "ORDER BY visitor_id, ts, source_id, line_no"
+        )
+    expected, last = 0, {}
+    for vid, ts, _, _ in pageviews:
+        if vid not in last or ts - last[vid] > timedelta(minutes=30):
+            expected += 1
+        last[vid] = ts
+    got = report(db, "overview")[0].record
+    assert got["sessions"] == expected
+    assert expected > 20  # a real log, with real sessions
+
+
+def test_every_report_has_a_command() -> None:
+    assert set(REPORTS) == set(REPORT_HELP)
+
+
+@pytest.mark.parametrize("name", sorted(REPORT_HELP))
+def test_every_report_runs_in_every_format(crafted: Path, runner: CliRunner, name: str) -> None:
+    for fmt in ("table", "json", "csv", "tsv"):
+        result = runner.invoke(cli, ["--db", str(crafted), "report", name, "--format", fmt])
+        assert result.exit_code == 0, result.output
+        assert "\x1b" not in result.stdout
+        if fmt == "json":
+            json.loads(result.stdout)
+
+
+def test_overview_json_is_one_object(crafted: Path, runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["--db", str(crafted), "report", "overview", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert list(doc) == [
+        "requests",
+        "pageviews",
+        "visitors",
+        "sessions",
+        "bounce_rate",
+        "avg_session_seconds",
+        "bot_requests",
+    ]
+    assert doc["sessions"] == 5
+
+
+def test_json_is_a_list_of_rows_and_csv_has_a_header(crafted: Path, runner: CliRunner) -> None:
+    out = runner.invoke(cli, ["--db", str(crafted), "report", "pages", "--format", "json"]).stdout
+    rows = json.loads(out)
+    assert rows[0].keys() == {"path", "pageviews", "visitors"}
+    out = runner.invoke(cli, ["--db", str(crafted), "report", "status", "--format", "csv"]).stdout
+    assert list(csv.reader(io.StringIO(out))) == [
+        ["status", "requests", "share"],
+        ["200", "9", "0.9"],
+        ["404", "1", "0.1"],
+    ]
+
+
+def test_text_from_logs_is_shown_literally(tmp_path: Path, runner: CliRunner) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(
+        line(A, "2026-11-01T10:00:00", "/[bold]x[/bold]")
+        + "\n"
+        + line(A, "2026-11-01T10:00:01", "/esc\\x1B[31mred")
+        + "\n"
+    )
+    db = tmp_path / "db.duckdb"
+    with Store(db) as store:
+        ingest(store, [log])
+    for fmt in ("table", "csv", "tsv", "json"):
+        result = runner.invoke(cli, ["--db", str(db), "report", "pages", "--format", fmt])
+        assert result.exit_code == 0, result.output
+        assert "\x1b" not in result.stdout
+        assert "[bold]x[/bold]" in result.stdout
+        assert "x1B[31mred" in result.stdout  # stored visibly escaped, shown as stored
+
+
+def test_a_pipe_gets_no_colour(crafted: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "logalyse", "--db", str(crafted), "report", "sessions"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "Sessions, all time" in out
+    assert "\x1b" not in out
+
+
+def test_empty_store_and_empty_range(tmp_path: Path, runner: CliRunner) -> None:
+    db = tmp_path / "db.duckdb"
+    result = runner.invoke(cli, ["--db", str(db), "report", "overview"])
+    assert result.exit_code == 1
+    assert "no logalyse database" in result.output and "Traceback" not in result.output
+    empty = tmp_path / "empty.log"
+    empty.write_text("")
+    with Store(db) as store:
+        ingest(store, [empty])
+    result = runner.invoke(cli, ["--db", str(db), "report", "sessions", "--since", "7d"])
+    assert result.exit_code == 0, result.output
+    assert "No sessions in" in result.stdout
+    result = runner.invoke(cli, ["--db", str(db), "report", "pages", "--json"])
+    assert json.loads(result.stdout) == []
+
+
+def test_bad_dates_and_zones_are_usage_errors(crafted: Path, runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["--db", str(crafted), "report", "pages", "--since", "soon"])
+    assert result.exit_code == 2
+    assert "is not a date" in result.output
+    result = runner.invoke(cli, ["--db", str(crafted), "report", "pages", "--tz", "Mars/Base"])
+    assert result.exit_code == 2
+    assert "unknown time zone" in result.output
+
+
+def test_period_words() -> None:
+    now = datetime(2026, 11, 28, 12, 0)
+    assert period("today", None, now=now)[:2] == (datetime(2026, 11, 28), datetime(2026, 11, 29))
+    assert period("30d", None, now=now)[0] == datetime(2026, 10, 30)
+    assert period("month", None, now=now)[0] == datetime(2026, 11, 1)
+    assert period(None, None, now=now) == (None, None, "all time")
+    # Europe/Paris is UTC+1 in November: its day starts at 23:00 UTC the day before.
+    assert period("2026-11-02", "2026-11-02", "Europe/Paris")[:2] == (
+        datetime(2026, 11, 1, 23),
+        datetime(2026, 11, 2, 23),
+    )
