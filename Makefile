@@ -47,6 +47,7 @@ demo: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet maxminddb-geolite2
 	$(BIN)/python bench/bench.py
+	$(BIN)/python bench/bench_reports.py
 
 samples: $(BIN)/.installed
 	$(BIN)/python -m logalyse.loggen --samples sample_logs
