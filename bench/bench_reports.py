@@ -21,7 +21,7 @@ from bench import DATA, ensure_log  # noqa: E402
 
 
 def build_store(copies: int = 4) -> Path:
-    db = DATA / "reports-5M.duckdb"
+    db = DATA / "reports-5M-v2.duckdb"  # v2: with the sessions table
     if db.exists():
         return db
     log = ensure_log(1_000_000)
@@ -32,6 +32,8 @@ def build_store(copies: int = 4) -> Path:
         [sys.executable, "-m", "logalyse", "--db", str(tmp), "import", "-q", str(log)], check=True
     )
     import duckdb
+
+    from logalyse.store import sessionise_sql
 
     con = duckdb.connect(str(tmp))
     cols = [r[0] for r in con.execute("DESCRIBE requests").fetchall()]
@@ -47,6 +49,9 @@ def build_store(copies: int = 4) -> Path:
             for c in cols
         )
         con.execute(f"INSERT INTO requests SELECT {select} FROM requests WHERE line_no < 10000000")
+    # The copies bypassed the import, which keeps sessions: make them all again.
+    con.execute("DELETE FROM sessions")
+    con.execute(f"INSERT INTO sessions {sessionise_sql()}")
     con.execute("CHECKPOINT")
     con.close()
     tmp.rename(db)

@@ -72,7 +72,7 @@ from .sources import (
     skip_bytes,
     stream_reader,
 )
-from .store import ENRICHED_COLUMNS, REQUEST_COLUMNS, Store
+from .store import ENRICHED_COLUMNS, REQUEST_COLUMNS, Store, sessionise_sql
 
 DEFAULT_BATCH_BYTES = 8 << 20
 #: DuckDB's row group: a commit of whole row groups is written straight to the file,
@@ -314,6 +314,7 @@ class _Committer:
                         f"internal error: {job.requests:,} requests of {job.name} were ready "
                         f"but {inserted:,} would have been stored; nothing was committed"
                     )
+                self._remake_sessions(db, staged, job)
             if job.new_days:
                 db.execute(
                     "INSERT INTO day_keys (day, created_at) "
@@ -338,6 +339,28 @@ class _Committer:
             raise
         if time.monotonic() - self._attached_at > HOLD_SECONDS:
             self.release()
+
+    @staticmethod
+    def _remake_sessions(db: duckdb.DuckDBPyConnection, staged: str, job: _Commit) -> None:
+        """Make the sessions of the visitors these requests belong to again.
+
+        A visitor id lives one day (of its day key), so its requests lie within a day of
+        the new ones: the time bounds let DuckDB skip older row groups of a big store.
+        """
+        in_job = f"line_no > {job.first_line} AND line_no <= {job.last_line}"
+        (lo, hi) = db.execute(
+            f"SELECT min(ts) - INTERVAL 26 HOUR, max(ts) + INTERVAL 26 HOUR "
+            f"FROM ({staged}) WHERE {in_job}"
+        ).fetchall()[0]
+        if lo is None:
+            return
+        touched = f"SELECT DISTINCT vid FROM ({staged}) WHERE {in_job}"
+        db.execute(
+            f"DELETE FROM sessions WHERE start >= $1 AND start < $2 AND visitor_id IN ({touched})",
+            [lo, hi],
+        )
+        where = f"r.is_pageview AND r.ts >= $1 AND r.ts < $2 AND r.visitor_id IN ({touched})"
+        db.execute(f"INSERT INTO sessions {sessionise_sql(where)}", [lo, hi])
 
 
 def _write_checkpoint(db: duckdb.DuckDBPyConnection, job: _Commit) -> None:

@@ -23,7 +23,7 @@ from .enrich import (
     pageview_sql,
     source_sql,
 )
-from .store import Store
+from .store import Store, sessionise_sql
 
 
 @dataclass
@@ -124,6 +124,9 @@ def refresh(
                 db.execute(
                     "INSERT OR REPLACE INTO meta VALUES ('site_hosts', ?)", [",".join(sorted(own))]
                 )
+            if n or agents:  # pageviews, sources or devices changed: so may sessions
+                db.execute("DELETE FROM sessions")
+                db.execute(f"INSERT INTO sessions {sessionise_sql()}")
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

@@ -15,10 +15,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .enrich import is_asset_sql
 from .errors import ConfigError
+from .store import SESSION_GAP_SECONDS, sessionise_sql
 
-DEFAULT_GAP = timedelta(minutes=30)
-#: The order of requests within a visitor: time, then where the line was (ties in ts).
-ORDER = "ts, source_id, line_no"
+DEFAULT_GAP = timedelta(seconds=SESSION_GAP_SECONDS)  # the stored sessions' gap
 
 
 @dataclass
@@ -101,49 +100,60 @@ class Scope:
         return prev
 
 
-def sessions_sql(scope: Scope) -> str:
-    """SQL (a query, parameters taken by `scope`) with one row per session.
+#: What `sessions_from` yields: the `sessions` table's columns, and these two.
+DERIVED = "date_diff('second', start, finish) AS seconds, pageviews = 1 AS bounce"
+#: A day key covers at most 25 hours (a DST day): no session is longer.
+_LONGEST = timedelta(hours=26)
 
-    Columns: visitor_id, start, finish, pageviews, seconds, bounce, entry, exit,
-    source_kind, source_name, referrer_host, utm_source, utm_medium, utm_campaign,
-    country, device. Window and aggregate orders include (source_id, line_no), so tied
-    timestamps give the same sessions on any number of threads.
+
+def stored(scope: Scope) -> bool:
+    """Whether the stored `sessions` table answers for this scope (else: computed).
+
+    It holds sessions of human pageviews over all paths with the default gap; a --path,
+    --include-bots or another --gap needs sessions made from the requests.
+    """
+    return not scope.path and not scope.include_bots and scope.gap == DEFAULT_GAP
+
+
+def sessions_from(scope: Scope) -> str:
+    """SQL (a parenthesised query, parameters taken by `scope`) with one row per session
+    that starts in the scope's period.
+
+    Columns: visitor_id, host, start, finish, pageviews, entry, exit, source_kind,
+    source_name, referrer_host, utm_source, utm_medium, utm_campaign, country, device,
+    seconds, bounce. A session belongs to the period it starts in.
 
     Example:
-        >>> "PARTITION BY visitor_id" in sessions_sql(Scope())
+        >>> sessions_from(Scope()).startswith("(SELECT")
         True
     """
-    gap = int(scope.gap.total_seconds())
-    key = f"({ORDER})"
-    return f"""
-        SELECT visitor_id, min(ts) AS start, max(ts) AS finish, count(*) AS pageviews,
-               date_diff('second', min(ts), max(ts)) AS seconds, count(*) = 1 AS bounce,
-               arg_min_null(path, {key}) AS entry, arg_max_null(path, {key}) AS exit,
-               arg_min_null(source_kind, {key}) AS source_kind,
-               arg_min_null(source_name, {key}) AS source_name,
-               arg_min_null(referrer_host, {key}) AS referrer_host,
-               arg_min_null(utm_source, {key}) AS utm_source,
-               arg_min_null(utm_medium, {key}) AS utm_medium,
-               arg_min_null(utm_campaign, {key}) AS utm_campaign,
-               arg_min_null(country, {key}) AS country, arg_min_null(device, {key}) AS device
-        FROM (
-            SELECT *, sum(new) OVER (PARTITION BY visitor_id ORDER BY {ORDER}
-                                     ROWS UNBOUNDED PRECEDING) AS n
-            FROM (
-                SELECT r.visitor_id, r.ts, r.source_id, r.line_no, r.path, r.source_kind,
-                       r.source_name, r.referrer_host, r.utm_source, r.utm_medium,
-                       r.utm_campaign, r.country, u.device,
-                       CASE WHEN date_diff('second',
-                                           lag(r.ts) OVER (PARTITION BY r.visitor_id
-                                                           ORDER BY r.ts, r.source_id, r.line_no),
-                                           r.ts) <= {gap}
-                            THEN 0 ELSE 1 END AS new
-                FROM requests r LEFT JOIN user_agents u ON r.ua_id = u.id
-                WHERE {scope.where("r", pages=True)}
-            )
-        )
-        GROUP BY visitor_id, n
-    """
+    out = []
+    if scope.since is not None:
+        out.append("start >= ?")
+    if scope.until is not None:
+        out.append("start < ?")
+    period = " AND ".join(out) or "TRUE"
+    if stored(scope):
+        params: list[object] = [p for p in (scope.since, scope.until) if p is not None]
+        where = period
+        if scope.host:
+            where += " AND regexp_replace(lower(host), '^www\\.', '') = ?"
+            params.append(scope.host.lower().removeprefix("www."))
+        scope.params.extend(params)
+        return f"(SELECT *, {DERIVED} FROM sessions WHERE {where})"
+    # From the requests: those of the period and a day either side (a session that
+    # starts in the period may end after it), then keep the sessions starting in it.
+    wide = Scope(
+        since=scope.since - _LONGEST if scope.since else None,
+        until=scope.until + _LONGEST if scope.until else None,
+        host=scope.host,
+        path=scope.path,
+        include_bots=scope.include_bots,
+    )
+    sql = sessionise_sql(wide.where("r", pages=True), int(scope.gap.total_seconds()))
+    scope.params.extend(wide.take())
+    scope.params.extend(p for p in (scope.since, scope.until) if p is not None)
+    return f"(SELECT *, {DERIVED} FROM ({sql}) WHERE {period})"
 
 
 # -- periods -------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ devices, countries, hours, bots and daily visitors."""
 from __future__ import annotations
 
 from ..model import Column, Report
-from ..sessions import Scope, sessions_sql
+from ..sessions import Scope, sessions_from
 from ..store import Store
 from ._util import bots_note, empty_message, rows
 
@@ -102,7 +102,7 @@ def _ends(store: Store, scope: Scope, end: str, name: str, title: str) -> Report
         f"""
         SELECT {end} AS path, count(*) AS sessions, avg(bounce::INT) AS bounce_rate,
                count(*) / sum(count(*)) OVER () AS share
-        FROM ({sessions_sql(scope)}) GROUP BY 1 ORDER BY sessions DESC, path
+        FROM {sessions_from(scope)} GROUP BY 1 ORDER BY sessions DESC, path
         LIMIT {int(scope.limit)}
         """,
     )
@@ -226,17 +226,17 @@ def bots(store: Store, scope: Scope) -> list[Report]:
 def hours(store: Store, scope: Scope) -> list[Report]:
     """Sessions by the hour of day and by the weekday they started, in --tz."""
     start = scope.local("start")
-    s1 = sessions_sql(scope)
+    s1 = sessions_from(scope)
     by_hour = rows(
         store,
         scope,
-        f"SELECT hour({start}) AS h, count(*) FROM ({s1}) GROUP BY 1 ORDER BY 1",
+        f"SELECT hour({start}) AS h, count(*) FROM {s1} GROUP BY 1 ORDER BY 1",
     )
-    s2 = sessions_sql(scope)
+    s2 = sessions_from(scope)
     by_day = rows(
         store,
         scope,
-        f"SELECT isodow({start}) AS d, dayname({start}), count(*) FROM ({s2}) "
+        f"SELECT isodow({start}) AS d, dayname({start}), count(*) FROM {s2} "
         "GROUP BY 1, 2 ORDER BY 1",
     )
     counts: dict[object, object] = {h: n for h, n in by_hour}
@@ -273,7 +273,7 @@ def visitors(store: Store, scope: Scope) -> list[Report]:
     """Distinct visitors per day, with pageviews and sessions."""
     day = scope.local("ts")
     pv = scope.where("r", pages=True)
-    sess = sessions_sql(scope)
+    sess = sessions_from(scope)
     found = rows(
         store,
         scope,
@@ -283,7 +283,7 @@ def visitors(store: Store, scope: Scope) -> list[Report]:
                      count(*) AS pageviews
               FROM requests r WHERE {pv} GROUP BY 1) p
         LEFT JOIN (SELECT {scope.local("start")}::DATE AS day, count(*) AS sessions
-                   FROM ({sess}) GROUP BY 1) s ON p.day = s.day
+                   FROM {sess} GROUP BY 1) s ON p.day = s.day
         ORDER BY p.day
         """,
     )

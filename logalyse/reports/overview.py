@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..model import Column, Report
-from ..sessions import Scope, sessions_sql
+from ..sessions import Scope, sessions_from
 from ..store import Store
 from ._util import bots_note, rows
 
@@ -32,7 +32,7 @@ def totals(store: Store, scope: Scope) -> dict[str, object]:
            WHERE {scope.where("r", bots=True)}) AS bot_requests
         FROM (SELECT count(*) AS sessions, avg(bounce::INT) AS bounce_rate,
                      avg(seconds) AS avg_seconds
-              FROM ({sessions_sql(scope)})) s
+              FROM {sessions_from(scope)}) s
     """
     (row,) = rows(store, scope, sql)
     return dict(zip([k for k, _, _ in KEYS], row, strict=False))

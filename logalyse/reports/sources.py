@@ -7,7 +7,7 @@ referrer spam are left out of the referrer tables.
 from __future__ import annotations
 
 from ..model import Column, Report
-from ..sessions import Scope, sessions_sql
+from ..sessions import Scope, sessions_from
 from ..store import Store
 from ._util import bots_note, empty_message, rows
 
@@ -15,24 +15,24 @@ from ._util import bots_note, empty_message, rows
 def referrers(store: Store, scope: Scope) -> list[Report]:
     """Sessions and visitors by source category, then by referrer host with the pages
     each brought visitors to."""
-    s1 = sessions_sql(scope)
+    s1 = sessions_from(scope)
     kinds = rows(
         store,
         scope,
         f"""
         SELECT coalesce(source_kind, 'direct') AS kind, count(*) AS sessions,
                count(DISTINCT visitor_id) AS visitors, sum(count(*)) OVER () AS total
-        FROM ({s1}) WHERE coalesce(source_kind, '') NOT IN ('spam')
+        FROM {s1} WHERE coalesce(source_kind, '') NOT IN ('spam')
         GROUP BY 1 ORDER BY sessions DESC, kind
         """,
     )
-    s2 = sessions_sql(scope)
+    s2 = sessions_from(scope)
     hosts = rows(
         store,
         scope,
         f"""
         WITH s AS (
-            SELECT * FROM ({s2})
+            SELECT * FROM {s2}
             WHERE referrer_host IS NOT NULL AND source_kind NOT IN ('internal', 'spam')
         ), landing AS (
             SELECT referrer_host, string_agg(entry, '  ' ORDER BY n DESC, entry) AS pages
@@ -43,7 +43,7 @@ def referrers(store: Store, scope: Scope) -> list[Report]:
                 FROM s GROUP BY 1, 2
             ) WHERE rank_in_host <= 3 GROUP BY 1
         )
-        SELECT s.referrer_host, any_value(s.source_kind) AS kind, count(*) AS sessions,
+        SELECT s.referrer_host, mode(s.source_kind) AS kind, count(*) AS sessions,
                count(DISTINCT s.visitor_id) AS visitors, any_value(l.pages) AS pages
         FROM s LEFT JOIN landing l ON s.referrer_host = l.referrer_host
         GROUP BY s.referrer_host ORDER BY sessions DESC, s.referrer_host
@@ -94,7 +94,7 @@ def campaigns(store: Store, scope: Scope) -> list[Report]:
         SELECT utm_source, utm_medium, utm_campaign, count(*) AS sessions,
                count(DISTINCT visitor_id) AS visitors, sum(pageviews) AS pageviews,
                avg(bounce::INT) AS bounce_rate
-        FROM ({sessions_sql(scope)}) WHERE source_kind = 'campaign'
+        FROM {sessions_from(scope)} WHERE source_kind = 'campaign'
         GROUP BY ALL ORDER BY sessions DESC, utm_source, utm_medium, utm_campaign
         LIMIT {int(scope.limit)}
         """,
@@ -127,7 +127,7 @@ def search(store: Store, scope: Scope) -> list[Report]:
         f"""
         SELECT source_name, count(*) AS sessions, count(DISTINCT visitor_id) AS visitors,
                avg(bounce::INT) AS bounce_rate, sum(count(*)) OVER () AS total
-        FROM ({sessions_sql(scope)}) WHERE source_kind = 'search'
+        FROM {sessions_from(scope)} WHERE source_kind = 'search'
         GROUP BY 1 ORDER BY sessions DESC, source_name LIMIT {int(scope.limit)}
         """,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..model import Column, Report
-from ..sessions import Scope, sessions_sql
+from ..sessions import Scope, sessions_from
 from ..store import Store
 from ._util import bots_note, empty_message
 
@@ -39,7 +39,7 @@ def sessions(store: Store, scope: Scope) -> list[Report]:
         ...     [r.name for r in sessions(s, Scope())]
         ['sessions', 'sessions-per-day', 'durations', 'depth', 'entry', 'exit']
     """
-    sql = f"CREATE OR REPLACE TEMP TABLE sess AS {sessions_sql(scope)}"
+    sql = f"CREATE OR REPLACE TEMP TABLE sess AS {sessions_from(scope)}"
     params = scope.take()
     day = scope.local("start")
     with store.attached() as con:

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from .db import DEFAULT_LOCK_TIMEOUT, Store, default_db_path
-from .schema import ENRICHED_COLUMNS, REQUEST_COLUMNS, SCHEMA_VERSION
+from .schema import (
+    ENRICHED_COLUMNS,
+    REQUEST_COLUMNS,
+    SCHEMA_VERSION,
+    SESSION_GAP_SECONDS,
+    sessionise_sql,
+)
 
 __all__ = [
     "DEFAULT_LOCK_TIMEOUT",
     "ENRICHED_COLUMNS",
     "REQUEST_COLUMNS",
     "SCHEMA_VERSION",
+    "SESSION_GAP_SECONDS",
     "Store",
     "default_db_path",
+    "sessionise_sql",
 ]
