@@ -45,7 +45,7 @@ class DayKeys:
         >>> keys = DayKeys(pathlib.Path(tempfile.mkdtemp()) / "db.keys")
         >>> len(keys.key("2026-11-01"))
         32
-        >>> keys.destroy(["2026-11-01"]); keys.days()
+        >>> _ = keys.destroy(["2026-11-01"]); keys.days()
         []
     """
 
