@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import click
 
@@ -21,6 +21,7 @@ from .errors import ExitCode, LogalyseError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from .ingest import ImportOptions
     from .model import IngestStats
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -178,71 +179,112 @@ def _summary(stats: IngestStats) -> str:
     )
 
 
+def ingest_options(fn: F) -> F:
+    """The options of the commands that read logs: `import` and `tail`."""
+    options = [
+        db_option,
+        click.option(
+            "--format",
+            "format_",
+            envvar="LOGALYSE_FORMAT",
+            help="Preset (combined, common, vhost_combined, main, json) or an nginx log_format "
+            "string as written in nginx.conf. Detected from the first lines when omitted.",
+        ),
+        click.option("--service", help="Keep only this docker compose service's lines (stdin)."),
+        click.option(
+            "--source",
+            "source_name",
+            help="Checkpoint name for stdin [default: compose:SERVICE, or stdin].",
+        ),
+        click.option(
+            "--rejects",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Append malformed lines here (source, line number, line with addresses masked).",
+        ),
+        click.option(
+            "--tz",
+            default="UTC",
+            envvar="LOGALYSE_TZ",
+            show_default=True,
+            help="Time zone whose midnight ends a day (for the daily keys).",
+        ),
+        click.option(
+            "--grace",
+            default="2h",
+            show_default=True,
+            help="How long after midnight a day's key is kept for late lines.",
+        ),
+        click.option(
+            "--keep-query",
+            multiple=True,
+            help="Query-string key to keep besides utm_* and ref (repeatable).",
+        ),
+        geoip_options,
+        site_option,
+        click.option(
+            "--lock-timeout",
+            type=float,
+            default=10.0,
+            show_default=True,
+            help="Seconds to wait for a busy database (or another import).",
+        ),
+        click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _import_options(params: dict[str, Any]) -> ImportOptions:
+    from .ingest import ImportOptions
+    from .privacy import DEFAULT_QUERY_ALLOW
+
+    return ImportOptions(
+        format=params["format_"],
+        service=params["service"],
+        source_name=params["source_name"],
+        tz=params["tz"],
+        grace=parse_duration(params["grace"]),
+        query_allow=DEFAULT_QUERY_ALLOW + tuple(params["keep_query"]),
+        geoip=params["geoip"],
+        geoip_city=params["geoip_city"],
+        sites=params["site"],
+    )
+
+
+@contextmanager
+def _rejects(path: Path | None) -> Iterator[Callable[[str, int, str], None] | None]:
+    if path is None:
+        yield None
+        return
+    with open(path, "a", encoding="utf-8", errors="backslashreplace") as f:
+
+        def on_reject(source: str, line_no: int, line: str) -> None:
+            f.write(f"{source}\t{line_no}\t{line}\n")
+
+        yield on_reject
+
+
+def _report_malformed(stats: IngestStats) -> None:
+    from .formats.escape import printable
+
+    # Plain text: nothing from a log reaches the terminal unescaped (see printable).
+    for s in stats.sources:
+        if s.malformed:
+            say(f"{printable(s.name)}: {_plural(s.malformed, 'malformed line')}")
+            for ln, text in s.samples:
+                say(f"  line {ln}: {text}")
+    if stats.late:
+        say(
+            f"{stats.late:,} lines arrived for days already closed: they got a fresh key, "
+            "so their visitors are counted apart from that day's earlier ones"
+        )
+
+
 @cli.command("import", epilog=EXIT_CODES_HELP)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
-@db_option
-@click.option(
-    "--format",
-    "format_",
-    envvar="LOGALYSE_FORMAT",
-    help="Preset (combined, common, vhost_combined, main, json) or an nginx log_format "
-    "string as written in nginx.conf. Detected from the first lines when omitted.",
-)
-@click.option("--service", help="Keep only this docker compose service's lines (stdin).")
-@click.option(
-    "--source",
-    "source_name",
-    help="Checkpoint name for stdin [default: compose:SERVICE, or stdin].",
-)
-@click.option(
-    "--rejects",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Append malformed lines here (source, line number, line with addresses masked).",
-)
-@click.option(
-    "--tz",
-    default="UTC",
-    envvar="LOGALYSE_TZ",
-    show_default=True,
-    help="Time zone whose midnight ends a day (for the daily keys).",
-)
-@click.option(
-    "--grace",
-    default="2h",
-    show_default=True,
-    help="How long after midnight a day's key is kept for late lines.",
-)
-@click.option(
-    "--keep-query",
-    multiple=True,
-    help="Query-string key to keep besides utm_* and ref (repeatable).",
-)
-@geoip_options
-@site_option
-@click.option(
-    "--lock-timeout",
-    type=float,
-    default=10.0,
-    show_default=True,
-    help="Seconds to wait for a busy database.",
-)
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
-def import_command(
-    paths: tuple[str, ...],
-    db_path: Path | None,
-    format_: str | None,
-    service: str | None,
-    source_name: str | None,
-    rejects: Path | None,
-    tz: str,
-    grace: str,
-    keep_query: tuple[str, ...],
-    geoip: Path | None,
-    geoip_city: bool,
-    site: tuple[str, ...],
-    lock_timeout: float,
-    quiet: bool,
-) -> None:
+@ingest_options
+def import_command(paths: tuple[str, ...], **params: Any) -> None:
     """Import nginx access logs (plain, rotated, .gz, or - for stdin), exactly once.
 
     Files are imported oldest first; what an earlier run imported is skipped, even
@@ -254,23 +296,12 @@ def import_command(
       logalyse import --format '$remote_addr - $remote_user [$time_local] "$request" $status' x.log
       docker compose logs --no-color nginx | logalyse import -
     """
-    from .formats.escape import printable
-    from .ingest import ImportOptions, StreamInput, ingest
-    from .privacy import DEFAULT_QUERY_ALLOW
+    from .ingest import StreamInput, ingest
     from .sources import is_stream
     from .store import Store
 
-    options = ImportOptions(
-        format=format_,
-        service=service,
-        source_name=source_name,
-        tz=tz,
-        grace=parse_duration(grace),
-        query_allow=DEFAULT_QUERY_ALLOW + tuple(keep_query),
-        geoip=geoip,
-        geoip_city=geoip_city,
-        sites=site,
-    )
+    quiet, lock_timeout = params["quiet"], params["lock_timeout"]
+    options = _import_options(params)
     inputs: list[Path | StreamInput] = []
     for p in paths:
         if p == "-":
@@ -279,41 +310,21 @@ def import_command(
             inputs.append(StreamInput(open(p, "rb"), label=p))  # noqa: SIM115 - closed at exit
         else:
             inputs.append(Path(p))
-    reject_file: IO[str] | None = None
-
-    def on_reject(source: str, line_no: int, line: str) -> None:
-        assert reject_file is not None
-        reject_file.write(f"{source}\t{line_no}\t{line}\n")
-
-    try:
-        if rejects:
-            reject_file = open(rejects, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
-        with Store(_resolve_db(db_path), lock_timeout=lock_timeout) as store:
-            with _progress(not quiet and sys.stderr.isatty()) as on_progress:
-                stats = ingest(
-                    store,
-                    inputs,
-                    options,
-                    on_progress=on_progress,
-                    on_reject=on_reject if reject_file else None,
-                    lock_timeout=lock_timeout,
-                )
-    finally:
-        if reject_file:
-            reject_file.close()
-
+    with (
+        _rejects(params["rejects"]) as on_reject,
+        Store(_resolve_db(params["db_path"]), lock_timeout=lock_timeout) as store,
+        _progress(not quiet and sys.stderr.isatty()) as on_progress,
+    ):
+        stats = ingest(
+            store,
+            inputs,
+            options,
+            on_progress=on_progress,
+            on_reject=on_reject,
+            lock_timeout=lock_timeout,
+        )
     if not quiet:
-        # Plain text: nothing from a log reaches the terminal unescaped (see printable).
-        for s in stats.sources:
-            if s.malformed:
-                say(f"{printable(s.name)}: {_plural(s.malformed, 'malformed line')}")
-                for ln, text in s.samples:
-                    say(f"  line {ln}: {text}")
-        if stats.late:
-            say(
-                f"{stats.late:,} lines arrived for days already closed: they got a fresh key, "
-                "so their visitors are counted apart from that day's earlier ones"
-            )
+        _report_malformed(stats)
         say(_summary(stats))
     bad = stats.mostly_malformed
     if bad:
@@ -323,6 +334,75 @@ def import_command(
             f"({s.malformed:,} of {s.malformed + s.imported:,}): "
             "pass --format with the log_format from your nginx.conf",
             int(ExitCode.MOSTLY_MALFORMED),
+        )
+
+
+@cli.command("tail", epilog=EXIT_CODES_HELP)
+@click.argument("target", type=click.Path(path_type=str))
+@ingest_options
+@click.option(
+    "--every",
+    default="5s",
+    show_default=True,
+    envvar="LOGALYSE_FLUSH",
+    help="How often what arrived is stored (the database is free in between).",
+)
+def tail_command(target: str, every: str, **params: Any) -> None:
+    """Follow a live access log (like tail -F) or a stream (-), storing it as it comes.
+
+    Survives logrotate (create and copytruncate), a file that does not exist yet and a
+    file replaced under it; resumes where the last tail or import stopped. A stream
+    (stdin) is read until it ends. SIGTERM or Ctrl-C stores what arrived, then exits 0.
+
+    \b
+    Examples:
+      logalyse tail /var/log/nginx/access.log
+      docker compose logs -f --no-color nginx | logalyse tail -
+    """
+    import signal
+    import threading
+
+    from .store import Store
+    from .tail import tail
+
+    quiet, lock_timeout = params["quiet"], params["lock_timeout"]
+    options = _import_options(params)
+    seconds = parse_duration(every if every[-1:].isalpha() else every + "s").total_seconds()
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    if target == "-":
+        source: Path | BinaryIO = sys.stdin.buffer
+    else:
+        source = Path(target)
+        if not quiet:
+            state = "" if source.exists() else " (not there yet: waiting for it)"
+            say(f"following {source}{state}; Ctrl-C or SIGTERM to stop")
+    with (
+        _rejects(params["rejects"]) as on_reject,
+        Store(_resolve_db(params["db_path"]), lock_timeout=lock_timeout) as store,
+    ):
+        stats = tail(
+            store,
+            source,
+            options,
+            every=seconds,
+            stop=stop,
+            on_reject=on_reject,
+            lock_timeout=lock_timeout,
+        )
+    if not quiet:
+        _report_malformed(stats)
+        flushes = f"{stats.flushes:,} flush" + ("" if stats.flushes == 1 else "es")
+        say(
+            f"stored {_plural(stats.imported, 'line')} in {flushes} "
+            f"({stats.lines_read:,} read, {stats.already:,} already imported, "
+            f"{stats.malformed:,} malformed, {stats.nonaccess:,} non-access; "
+            f"{_plural(stats.rotations, 'rotation')} followed)"
         )
 
 

@@ -250,8 +250,9 @@ class _Committer:
     least every HOLD_SECONDS so that reports can read while a long import runs.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, hold_seconds: float = HOLD_SECONDS) -> None:
         self.store = store
+        self.hold_seconds = hold_seconds
         self._attached_at: float | None = None
 
     def release(self) -> None:
@@ -337,7 +338,7 @@ class _Committer:
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        if time.monotonic() - self._attached_at > HOLD_SECONDS:
+        if time.monotonic() - self._attached_at >= self.hold_seconds:
             self.release()
 
     @staticmethod
@@ -420,6 +421,7 @@ class Importer:
         *,
         on_progress: ProgressFn | None = None,
         on_reject: RejectFn | None = None,
+        hold_seconds: float = HOLD_SECONDS,
     ) -> None:
         self.store = store
         self.options = options
@@ -434,7 +436,7 @@ class Importer:
         # Every query on one core: two threads parse batches side by side, and queries
         # spread over both cores would only fight them.
         self.con.execute("SET threads = 1")
-        self._committer = _Committer(store)
+        self._committer = _Committer(store, hold_seconds)
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="logalyse-parse")
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
@@ -495,15 +497,19 @@ class Importer:
                     self.stats.sources.append(self.import_stream(inp))
             self.stats.days_closed = self.close_days()
         finally:
-            self._pool.shutdown()
-            if self.geo is not None:
-                self.geo.close()
-            self.con.execute("DROP TABLE IF EXISTS memory.main.uamap")
-            for cur in self._cursors:
-                cur.close()
-            self.con.close()
+            self.close()
         self.stats.seconds = time.monotonic() - started
         return self.stats
+
+    def close(self) -> None:
+        """Let go of the parsing threads, the GeoIP reader and the in-memory tables."""
+        self._pool.shutdown()
+        if self.geo is not None:
+            self.geo.close()
+        self.con.execute("DROP TABLE IF EXISTS memory.main.uamap")
+        for cur in self._cursors:
+            cur.close()
+        self.con.close()
 
     def import_file(self, path: Path) -> SourceStats:
         """Import what is new in one log file (plain or gzip)."""
@@ -555,8 +561,17 @@ class Importer:
     def import_stream(self, inp: StreamInput) -> SourceStats:
         """Import a stream (stdin), skipping lines an earlier run of the same name imported."""
         reader = stream_reader(inp.stream)
-        stats = SourceStats(name=inp.label)
-        blocks = batches(reader, self.options.batch_bytes)
+        return self.import_blocks(inp.label, batches(reader, self.options.batch_bytes))
+
+    def import_blocks(
+        self, label: str, blocks: Iterator[tuple[bytes | memoryview, int]]
+    ) -> SourceStats:
+        """Import a stream given as blocks of whole lines, committing each block.
+
+        `tail -` hands blocks over as they come (every few seconds), so each is stored
+        before the next is awaited.
+        """
+        stats = SourceStats(name=label)
         first = next(blocks, None)
         if first is None:
             return stats
@@ -1223,10 +1238,13 @@ class Importer:
 
     # -- closing days ------------------------------------------------------------
 
-    def close_days(self) -> list[str]:
-        """Destroy the keys of days that ended more than the grace period before the newest row."""
+    def close_days(self, now: datetime | None = None) -> list[str]:
+        """Destroy the keys of days that ended more than the grace period before the newest
+        row (or before `now`, the wall clock, when tailing a live log)."""
         with self._db() as db:
             newest = db.execute("SELECT max(ts) FROM db.requests").fetchall()[0][0]
+            if now is not None and (newest is None or now > newest):
+                newest = now
             if newest is None:
                 return []
             days = closable_days(

@@ -1,0 +1,323 @@
+"""Follow a live log: a file through logrotate (`tail -F`), or a stream such as
+`docker compose logs -f`, storing what arrives every few seconds.
+
+Tail shares the import's checkpoints, so `import` after `tail` (or the reverse) never
+counts a line twice. Between flushes the database file is let go, so reports from other
+shells can open it. A stop request (SIGTERM, SIGINT: `stop` is set) flushes what has
+arrived and returns.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import BinaryIO
+
+from .ingest import Importer, ImportOptions, RejectFn
+from .model import IngestStats, SourceStats
+from .sources import FINGERPRINT_BYTES, head
+from .store import Store
+
+DEFAULT_EVERY = 5.0
+#: A rotated file is read until it has not grown for this long (nginx reopening its logs).
+RETIRE_SECONDS = 2.0
+#: What one read from a stream may take at most.
+_READ_BYTES = 1 << 16
+
+FlushFn = Callable[[IngestStats], None]
+
+
+@dataclass
+class TailStats(IngestStats):
+    """Totals of a tail run, kept per input name (not per flush: memory stays flat)."""
+
+    flushes: int = 0
+    rotations: int = 0
+    _by_name: dict[str, SourceStats] = field(default_factory=dict, repr=False)
+
+    def add(self, s: SourceStats) -> None:
+        total = self._by_name.get(s.name)
+        new = total is None
+        if total is None:
+            total = self._by_name[s.name] = SourceStats(name=s.name, format=s.format)
+            self.sources.append(total)
+        for attr in ("lines_read", "imported", "malformed", "nonaccess", "late"):
+            setattr(total, attr, getattr(total, attr) + getattr(s, attr))
+        # Lines an earlier run imported: what the first pass over each input skipped.
+        if new:
+            total.already = s.already
+        total.format = s.format or total.format
+        room = 5 - len(total.samples)
+        if room > 0:
+            total.samples.extend(s.samples[:room])
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+@dataclass
+class _Followed:
+    """The file being followed: its identity and first bytes, and an open descriptor that
+    keeps it readable after a rename or delete."""
+
+    path: Path
+    dev: int
+    ino: int
+    first: bytes
+    fd: int
+
+    @classmethod
+    def open(cls, path: Path) -> _Followed | None:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        st = os.fstat(fd)
+        with os.fdopen(os.dup(fd), "rb") as f:
+            first = f.read(FINGERPRINT_BYTES)
+        return cls(path, st.st_dev, st.st_ino, first, fd)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def still_at_path(self) -> bool:
+        """Whether `path` is still this file, grown or unchanged (not rotated, replaced
+        or truncated). Learns more of the first bytes while the file is short."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        if (st.st_dev, st.st_ino) != (self.dev, self.ino):
+            return False
+        now = head(self.path)
+        if not now.startswith(self.first):
+            return False  # truncated (copytruncate), then written again or not
+        self.first = now
+        return True
+
+
+@dataclass
+class _Retiring:
+    """A rotated file still read until it stops growing."""
+
+    followed: _Followed
+    size: int | None = -1
+    stable_since: float = 0.0
+
+
+class Tail:
+    """Follows one input into the store; `run()` until `stop` is set (or a stream ends)."""
+
+    def __init__(
+        self,
+        store: Store,
+        options: ImportOptions,
+        *,
+        every: float = DEFAULT_EVERY,
+        stop: threading.Event | None = None,
+        on_flush: FlushFn | None = None,
+        on_reject: RejectFn | None = None,
+        wall_clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.store = store
+        self.options = options
+        self.every = every
+        self.stop = stop or threading.Event()
+        self.on_flush = on_flush
+        self.on_reject = on_reject
+        self.wall_clock = wall_clock
+        self.stats = TailStats()
+
+    # -- files -------------------------------------------------------------------
+
+    def follow_file(self, path: Path) -> TailStats:
+        """Follow `path` like `tail -F` until stopped."""
+        imp = Importer(self.store, self.options, on_reject=self.on_reject, hold_seconds=0)
+        followed: _Followed | None = None
+        retiring: list[_Retiring] = []
+        try:
+            while True:
+                stopping = self.stop.is_set()
+                followed = self._file_tick(imp, path, followed, retiring)
+                self._flushed(imp)
+                if stopping:
+                    break
+                self.stop.wait(self.every)
+        finally:
+            for f in [followed, *(r.followed for r in retiring)]:
+                if f is not None:
+                    f.close()
+            imp.close()
+        return self.stats
+
+    def _file_tick(
+        self, imp: Importer, path: Path, followed: _Followed | None, retiring: list[_Retiring]
+    ) -> _Followed | None:
+        if followed is not None and not followed.still_at_path():
+            retiring.append(_Retiring(followed))
+            followed = None
+            self.stats.rotations += 1
+        # A rotated file may still be written to until nginx reopens its logs: keep
+        # reading it until it stops growing (and the new file exists).
+        for r in list(retiring):
+            size = self._drain(imp, r.followed)
+            now = time.monotonic()
+            if size != r.size:
+                r.size, r.stable_since = size, now
+            elif now - r.stable_since >= RETIRE_SECONDS and path.exists() or self.stop.is_set():
+                r.followed.close()
+                retiring.remove(r)
+        if followed is None:
+            followed = _Followed.open(path)
+            if followed is None:
+                return None  # not there (yet): wait for it
+        self.stats.add(imp.import_file(path))
+        return followed
+
+    def _drain(self, imp: Importer, old: _Followed) -> int | None:
+        """Import the rest of a file that logrotate moved away (create: renamed; or
+        copytruncate: copied, then truncated), found by inode or first bytes; its
+        checkpoint is found by its first bytes, wherever it is now. Returns its size."""
+        siblings = sorted(
+            p
+            for p in old.path.parent.glob(old.path.name + "?*")
+            if p.is_file() and not p.name.endswith(".lock")
+        )
+        same_inode = [p for p in siblings if _identity(p) == (old.dev, old.ino)]
+        same_start = sorted(
+            (p for p in siblings if old.first and head(p).startswith(old.first)),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
+        )
+        found = same_inode or same_start[:1]
+        if not found:
+            # Moved elsewhere or deleted: the descriptor still reads it (Linux, /proc).
+            proc = Path(f"/proc/self/fd/{old.fd}")
+            if not proc.exists():
+                return None
+            found = [proc]
+        self.stats.add(imp.import_file(found[0]))
+        try:
+            return found[0].stat().st_size
+        except OSError:
+            return None
+
+    # -- streams -----------------------------------------------------------------
+
+    def follow_stream(self, stream: BinaryIO, label: str = "stdin") -> TailStats:
+        """Read a stream until it ends (or stop), storing what came every `every` seconds."""
+        imp = Importer(self.store, self.options, on_reject=self.on_reject, hold_seconds=0)
+        try:
+            s = imp.import_blocks(label, self._blocks(imp, stream))
+            self.stats.add(s)
+            self._flushed(imp)
+        finally:
+            imp.close()
+        return self.stats
+
+    def _blocks(self, imp: Importer, stream: BinaryIO) -> Iterator[tuple[bytes, int]]:
+        """Blocks of whole lines: what arrived in each `every` seconds (or a batch's worth)."""
+        chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=256)
+
+        def read() -> None:
+            read1 = getattr(stream, "read1", stream.read)
+            try:
+                while True:
+                    data = read1(_READ_BYTES)
+                    if not data:
+                        break
+                    chunks.put(data)
+            finally:
+                chunks.put(None)
+
+        threading.Thread(target=read, name="logalyse-tail-read", daemon=True).start()
+        pending = bytearray()
+        eof = False
+        deadline = time.monotonic() + self.every
+        first = True
+        while not eof:
+            try:
+                data = chunks.get(timeout=0.1)
+                if data is None:
+                    eof = True
+                else:
+                    pending += data
+            except queue.Empty:
+                pass
+            due = time.monotonic() >= deadline or self.stop.is_set()
+            if eof or len(pending) >= self.options.batch_bytes or due:
+                cut = len(pending) if eof else pending.rfind(b"\n") + 1
+                if cut:
+                    block = bytes(pending[:cut])
+                    if not block.endswith(b"\n"):
+                        block += b"\n"  # the unterminated last line of a finished stream
+                    del pending[:cut]
+                    if not first:
+                        self._flushed(imp)  # the previous block is stored by now
+                    first = False
+                    yield block, cut
+                deadline = time.monotonic() + self.every
+                if self.stop.is_set():
+                    return  # an unterminated line at a stop is not a whole line: dropped
+
+    # -- after each flush ----------------------------------------------------------
+
+    def _flushed(self, imp: Importer) -> None:
+        self.stats.flushes += 1
+        self.stats.days_closed += imp.close_days(now=self.wall_clock())
+        if self.on_flush:
+            self.on_flush(self.stats)
+
+
+def _identity(p: Path) -> tuple[int, int] | None:
+    try:
+        st = p.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def tail(
+    store: Store,
+    target: Path | BinaryIO,
+    options: ImportOptions | None = None,
+    *,
+    every: float = DEFAULT_EVERY,
+    stop: threading.Event | None = None,
+    on_flush: FlushFn | None = None,
+    on_reject: RejectFn | None = None,
+    label: str = "stdin",
+    lock_timeout: float | None = None,
+) -> TailStats:
+    """Follow a log file (through rotations) or a stream into the store until `stop` is
+    set or the stream ends. Holds the writer lock throughout, not the database.
+
+    Example:
+        >>> import pathlib, tempfile, threading
+        >>> tmp = pathlib.Path(tempfile.mkdtemp())
+        >>> line = '203.0.113.9 - - [01/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "-"'
+        >>> _ = (tmp / "access.log").write_text(line + "\\n")
+        >>> stop = threading.Event(); stop.set()  # one pass, then stop
+        >>> with Store(tmp / "db.duckdb") as store:
+        ...     tail(store, tmp / "access.log", stop=stop).imported
+        1
+    """
+    t = Tail(
+        store,
+        options or ImportOptions(),
+        every=every,
+        stop=stop,
+        on_flush=on_flush,
+        on_reject=on_reject,
+    )
+    with store.writer_lock(lock_timeout):
+        if isinstance(target, Path):
+            return t.follow_file(target)
+        return t.follow_stream(target, label)

@@ -1,0 +1,325 @@
+"""`logalyse tail`, run as users run it: a real process following a real file through
+logrotate, a stream ending, SIGTERM, reports from another process, a restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from logalyse.errors import ExitCode
+from logalyse.ingest import ImportOptions, ingest
+from logalyse.store import Store
+from logalyse.tail import tail
+
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0"
+EVERY = "0.2s"
+
+
+def line(n: int) -> str:
+    """The n-th line of a live log: distinct path and second, so rotations can't confuse them."""
+    h, m, s = n // 3600 % 24, n // 60 % 60, n % 60
+    return (
+        f"203.0.113.{n % 250 + 1} - - [01/Nov/2026:{h:02d}:{m:02d}:{s:02d} +0000] "
+        f'"GET /page/{n} HTTP/1.1" 200 512 "-" "{FIREFOX}"\n'
+    )
+
+
+def append(path: Path, first: int, last: int) -> None:
+    with open(path, "a") as f:
+        f.write("".join(line(n) for n in range(first, last + 1)))
+
+
+def stored(db: Path) -> int:
+    """Rows in the store, read as a report would (waiting for the writer's flush)."""
+    if not db.exists():
+        return 0
+    with Store(db, read_only=True, lock_timeout=10) as store:
+        return int(store.query("SELECT count(*) FROM requests")[0][0])
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.1)
+
+
+def logalyse(*args: str, **kw: object) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "logalyse", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kw,  # type: ignore[call-overload]
+    )
+
+
+@pytest.fixture
+def follow(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start `logalyse tail` on tmp/access.log (or given args); stopped at the end."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(*args: str, **kw: object) -> subprocess.Popen[bytes]:
+        target = args or (str(tmp_path / "access.log"),)
+        p = logalyse("--db", str(tmp_path / "db.duckdb"), "tail", "--every", EVERY, *target, **kw)
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def stop(p: subprocess.Popen[bytes]) -> str:
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err.decode()
+    return err.decode()
+
+
+def test_follows_logrotate_create_mode(
+    tmp_path: Path, follow: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    log, db = tmp_path / "access.log", tmp_path / "db.duckdb"
+    p = follow()  # the file does not exist yet
+    time.sleep(0.5)
+    append(log, 1, 100)
+    wait_for(lambda: stored(db) == 100)
+    # logrotate (create): rename, nginx still writes a few lines to the old file, then the
+    # new file appears (nginx reopened its logs).
+    log.rename(tmp_path / "access.log.1")
+    append(tmp_path / "access.log.1", 101, 120)
+    append(log, 121, 150)
+    wait_for(lambda: stored(db) == 150)
+    append(log, 151, 160)
+    wait_for(lambda: stored(db) == 160)
+    err = stop(p)
+    assert "1 rotation followed" in err
+    assert stored(db) == 160
+    with Store(db, read_only=True) as store:
+        assert store.query("SELECT count(DISTINCT path) FROM requests") == [(160,)]
+    # A later import of every file adds nothing: tail and import share checkpoints.
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "logalyse",
+            "--db",
+            str(db),
+            "import",
+            *map(str, tmp_path.glob("access.log*")),
+        ],
+        capture_output=True,
+        check=True,
+    )
+    assert "imported 0 lines" in out.stderr.decode()
+
+
+def test_follows_logrotate_copytruncate(
+    tmp_path: Path, follow: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    log, db = tmp_path / "access.log", tmp_path / "db.duckdb"
+    append(log, 1, 50)
+    p = follow()
+    wait_for(lambda: stored(db) == 50)
+    # copytruncate: lines written just before the copy are only in the copy once the
+    # original is truncated; tail takes them from there.
+    append(log, 51, 60)
+    copy = tmp_path / "access.log.1"
+    copy.write_bytes(log.read_bytes())
+    with open(log, "r+") as f:
+        f.truncate(0)
+    append(log, 61, 75)
+    wait_for(lambda: stored(db) == 75)
+    err = stop(p)
+    assert "1 rotation followed" in err
+    with Store(db, read_only=True) as store:
+        assert store.query("SELECT count(DISTINCT path) FROM requests") == [(75,)]
+
+
+def test_sigterm_stores_what_arrived_and_exits_0(tmp_path: Path) -> None:
+    log, db = tmp_path / "access.log", tmp_path / "db.duckdb"
+    append(log, 1, 10)
+    p = logalyse("--db", str(db), "tail", "--every", "1h", str(log))
+    wait_for(lambda: stored(db) == 10)  # the first pass is immediate
+    append(log, 11, 25)  # not stored before an hour... or a SIGTERM
+    time.sleep(0.3)
+    assert stored(db) == 10
+    err = stop(p)
+    assert stored(db) == 25
+    assert "stored 25 lines" in err
+
+
+def test_stream_is_read_until_it_ends(tmp_path: Path) -> None:
+    """docker compose logs -f piped in: prefixes, timestamps, error lines; EOF ends it."""
+    db = tmp_path / "db.duckdb"
+    stream = "".join(
+        f"nginx-1  | 2026-11-01T10:00:{n:02d}.000000000Z {line(n)}" for n in range(1, 41)
+    )
+    stream += "nginx-1  | 2026/11/01 10:00:41 [error] 29#29: *1 open() failed\n"
+    stream += "nginx-1  | /docker-entrypoint.sh: Configuration complete; ready for start up\n"
+    stream += "".join(
+        f"nginx-1  | 2026-11-01T10:01:{n:02d}.000000000Z {line(n + 100)}" for n in range(10)
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "logalyse", "--db", str(db), "tail", "--every", EVERY, "-"],
+        input=stream.encode(),
+        capture_output=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr.decode()
+    assert stored(db) == 50
+    assert "2 non-access" in r.stderr.decode()
+    # The same stream again (docker compose logs replays history): nothing twice.
+    again = subprocess.run(
+        [sys.executable, "-m", "logalyse", "--db", str(db), "tail", "-"],
+        input=stream.encode(),
+        capture_output=True,
+        timeout=60,
+    )
+    assert again.returncode == 0
+    assert stored(db) == 50
+
+
+def test_stream_is_stored_as_it_comes_and_on_sigterm(
+    tmp_path: Path, follow: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    db = tmp_path / "db.duckdb"
+    p = follow("-", stdin=subprocess.PIPE)
+    assert p.stdin is not None
+    p.stdin.write("".join(line(n) for n in range(1, 21)).encode())
+    p.stdin.flush()
+    wait_for(lambda: stored(db) == 20)  # stored while the stream is still open
+    p.stdin.write("".join(line(n) for n in range(21, 31)).encode())
+    p.stdin.flush()
+    time.sleep(0.05)
+    stop(p)
+    assert stored(db) == 30
+
+
+def test_reports_run_while_tail_runs(
+    tmp_path: Path, follow: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    log, db = tmp_path / "access.log", tmp_path / "db.duckdb"
+    append(log, 1, 20)
+    p = follow()
+    wait_for(lambda: stored(db) == 20)
+    seen = []
+    for k in range(5):
+        append(log, 21 + 10 * k, 30 + 10 * k)
+        r = subprocess.run(
+            [sys.executable, "-m", "logalyse", "--db", str(db), "report", "overview", "--json"],
+            capture_output=True,
+            timeout=60,
+        )
+        assert r.returncode == 0, r.stderr.decode()
+        seen.append(int(__import__("json").loads(r.stdout)["requests"]))
+    stop(p)
+    assert seen == sorted(seen) and 20 <= seen[0] and seen[-1] <= 70
+    assert stored(db) == 70
+
+
+def test_restart_resumes_where_it_stopped(
+    tmp_path: Path, follow: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    log, db = tmp_path / "access.log", tmp_path / "db.duckdb"
+    append(log, 1, 30)
+    p = follow()
+    wait_for(lambda: stored(db) == 30)
+    stop(p)
+    append(log, 31, 45)  # while nothing runs
+    p = follow()
+    wait_for(lambda: stored(db) == 45)
+    append(log, 46, 50)
+    wait_for(lambda: stored(db) == 50)
+    err = stop(p)
+    assert "stored 20 lines" in err and "30 already imported" in err
+    assert stored(db) == 50
+
+
+def test_an_import_while_tail_runs_exits_locked(
+    tmp_path: Path, follow: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    log, db = tmp_path / "access.log", tmp_path / "db.duckdb"
+    append(log, 1, 10)
+    p = follow()
+    wait_for(lambda: stored(db) == 10)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "logalyse",
+            "--db",
+            str(db),
+            "import",
+            "--lock-timeout",
+            "0.5",
+            str(log),
+        ],
+        capture_output=True,
+        timeout=60,
+    )
+    assert r.returncode == ExitCode.LOCKED
+    assert "another" in r.stderr.decode()
+    stop(p)
+    assert stored(db) == 10
+
+
+def test_tail_closes_days_by_the_wall_clock(tmp_path: Path) -> None:
+    """A quiet night: no newer line arrives, yet yesterday's key is destroyed."""
+    log, db = tmp_path / "access.log", tmp_path / "db.duckdb"
+    append(log, 1, 5)  # 1 November 2026, long past
+    done = threading.Event()
+    done.set()
+    with Store(db) as store:
+        stats = tail(store, log, ImportOptions(), every=0.1, stop=done)
+        assert stats.days_closed == ["2026-11-01"]
+        assert store.query("SELECT closed_at IS NOT NULL FROM day_keys") == [(True,)]
+    # An import, by contrast, keeps the key while no newer line says the day is over.
+    other = tmp_path / "other.duckdb"
+    with Store(other) as store:
+        assert ingest(store, [log]).days_closed == []
+
+
+def test_tail_memory_holds_totals_not_flushes(tmp_path: Path) -> None:
+    """Per-input totals, not a list growing with every flush."""
+    log = tmp_path / "access.log"
+    append(log, 1, 3)
+    stop_after = threading.Event()
+    flushes = []
+
+    def on_flush(stats: object) -> None:
+        flushes.append(1)
+        if len(flushes) >= 5:
+            stop_after.set()
+
+    with Store(tmp_path / "db.duckdb") as store:
+        stats = tail(store, log, every=0.01, stop=stop_after, on_flush=on_flush)
+    assert stats.flushes >= 5 and len(stats.sources) == 1 and stats.imported == 3
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc")
+def test_a_rotated_file_moved_away_is_read_through_its_descriptor(
+    tmp_path: Path, follow: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    log, db = tmp_path / "logs" / "access.log", tmp_path / "db.duckdb"
+    log.parent.mkdir()
+    append(log, 1, 10)
+    p = follow(str(log))
+    wait_for(lambda: stored(db) == 10)
+    elsewhere = tmp_path / "archive.log"
+    os.rename(log, elsewhere)
+    append(elsewhere, 11, 15)
+    append(log, 16, 20)
+    wait_for(lambda: stored(db) == 20)
+    stop(p)
