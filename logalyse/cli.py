@@ -108,13 +108,56 @@ def site_option(fn: F) -> F:
     )(fn)
 
 
+def _given(ctx: click.Context, name: str) -> bool:
+    """Whether a parameter came from the command line or the environment."""
+    source = ctx.get_parameter_source(name)
+    return source in (
+        click.core.ParameterSource.COMMANDLINE,
+        click.core.ParameterSource.ENVIRONMENT,
+    )
+
+
 def _resolve_db(db_path: Path | None) -> Path:
-    """The subcommand's --db, else the group's --db, else $LOGALYSE_DB or the XDG default."""
+    """The subcommand's --db, else the group's, else the config file's, else the XDG default."""
     from .store import default_db_path
 
     ctx = click.get_current_context(silent=True)
-    group_db = ctx.find_root().params.get("db_path") if ctx else None
-    return db_path or group_db or default_db_path()
+    if ctx is None:
+        return db_path or default_db_path()
+    root = ctx.find_root()
+    if db_path and _given(ctx, "db_path"):
+        return db_path
+    if root.params.get("db_path") and _given(root, "db_path"):
+        return Path(root.params["db_path"])
+    return db_path or default_db_path()
+
+
+def _default_map(group: click.Group, values: dict[str, Any]) -> dict[str, Any]:
+    """Click's default_map (per command, per parameter) for the config file's values."""
+    from .config import BY_NAME
+
+    out: dict[str, Any] = {}
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            sub = {}
+            for sub_name, sub_command in command.commands.items():
+                sub[sub_name] = _defaults_for(name, sub_command, values, BY_NAME)
+            out[name] = sub
+        else:
+            out[name] = _defaults_for(name, command, values, BY_NAME)
+    return out
+
+
+def _defaults_for(
+    name: str, command: click.Command, values: dict[str, Any], keys: dict[str, Any]
+) -> dict[str, Any]:
+    params = {p.name for p in command.params}
+    out = {}
+    for key_name, value in values.items():
+        key = keys[key_name]
+        if (name in key.commands or "*" in key.commands) and key.param in params:
+            out[key.param] = value
+    return out
 
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -133,12 +176,30 @@ def parse_duration(text: str) -> timedelta:
 @click.group(cls=_Group, context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES_HELP)
 @click.version_option(package_name="logalyse")
 @db_option
-def cli(db_path: Path | None) -> None:
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="LOGALYSE_CONFIG",
+    show_envvar=True,
+    help="Config file (TOML) [default: $XDG_CONFIG_HOME/logalyse/config.toml].",
+)
+@click.pass_context
+def cli(ctx: click.Context, db_path: Path | None, config_path: Path | None) -> None:
     """Privacy-respecting visitor analytics from the nginx access logs you already have.
 
     Addresses are hashed with a secret key per day, which is destroyed once the day
     is over; no raw IP address is ever written to disk.
     """
+    from .config import default_path, load
+
+    path = config_path or default_path()
+    try:
+        values = load(path, required=config_path is not None)
+    except LogalyseError as e:
+        raise CommandFailed(str(e), int(e.exit_code)) from e
+    ctx.obj = {"config_path": path, "config": values}
+    ctx.default_map = _default_map(cli, values)
 
 
 @contextmanager
@@ -179,6 +240,31 @@ def _summary(stats: IngestStats) -> str:
     )
 
 
+def pageview_options(fn: F) -> F:
+    fn = click.option(
+        "--non-page",
+        multiple=True,
+        envvar="LOGALYSE_NON_PAGES",
+        help="A path that is never a pageview, besides /robots.txt, /favicon.ico... (repeatable).",
+    )(fn)
+    return click.option(
+        "--asset-ext",
+        multiple=True,
+        envvar="LOGALYSE_ASSET_EXT",
+        help="An extension that is not a page, besides .css .js .png... (repeatable).",
+    )(fn)
+
+
+def _pageview_rules(params: dict[str, Any]) -> dict[str, Any]:
+    from .enrich import DEFAULT_ASSET_EXTENSIONS, DEFAULT_NON_PAGES
+
+    extra = tuple(e.lower().lstrip(".") for e in params["asset_ext"])
+    return {
+        "asset_extensions": DEFAULT_ASSET_EXTENSIONS + extra,
+        "non_pages": DEFAULT_NON_PAGES + tuple(params["non_page"]),
+    }
+
+
 def ingest_options(fn: F) -> F:
     """The options of the commands that read logs: `import` and `tail`."""
     options = [
@@ -212,20 +298,24 @@ def ingest_options(fn: F) -> F:
             "--grace",
             default="2h",
             show_default=True,
+            envvar="LOGALYSE_GRACE",
             help="How long after midnight a day's key is kept for late lines.",
         ),
         click.option(
             "--keep-query",
             multiple=True,
+            envvar="LOGALYSE_KEEP_QUERY",
             help="Query-string key to keep besides utm_* and ref (repeatable).",
         ),
         geoip_options,
         site_option,
+        pageview_options,
         click.option(
             "--lock-timeout",
             type=float,
             default=10.0,
             show_default=True,
+            envvar="LOGALYSE_LOCK_TIMEOUT",
             help="Seconds to wait for a busy database (or another import).",
         ),
         click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors."),
@@ -249,6 +339,7 @@ def _import_options(params: dict[str, Any]) -> ImportOptions:
         geoip=params["geoip"],
         geoip_city=params["geoip_city"],
         sites=params["site"],
+        **_pageview_rules(params),
     )
 
 
@@ -414,8 +505,11 @@ def tail_command(target: str, every: str, **params: Any) -> None:
     help="Classify every stored request again, not only those never classified.",
 )
 @site_option
+@pageview_options
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
-def enrich_command(db_path: Path | None, refresh: bool, site: tuple[str, ...], quiet: bool) -> None:
+def enrich_command(
+    db_path: Path | None, refresh: bool, site: tuple[str, ...], quiet: bool, **rules: Any
+) -> None:
     """Classify stored requests again: browsers, bots, pageviews, referrer sources.
 
     Run it after upgrading logalyse (new bot and referrer lists) or declaring a --site.
@@ -431,7 +525,7 @@ def enrich_command(db_path: Path | None, refresh: bool, site: tuple[str, ...], q
     from .store import Store
 
     with Store(_resolve_db(db_path)) as store:
-        stats = run_refresh(store, everything=refresh, sites=site)
+        stats = run_refresh(store, everything=refresh, sites=site, **_pageview_rules(rules))
     if not quiet:
         say(
             f"classified {_plural(stats.user_agents, 'user agent')} and "
@@ -439,6 +533,119 @@ def enrich_command(db_path: Path | None, refresh: bool, site: tuple[str, ...], q
             f"{_plural(stats.without_country, 'request')} without a country stay so "
             "(their addresses were never stored)"
         )
+
+
+# -- upkeep --------------------------------------------------------------------------------
+
+
+def format_option(fn: F) -> F:
+    fn = click.option("--json", "as_json", is_flag=True, help="Shorthand for --format json.")(fn)
+    return click.option(
+        "--format",
+        "format_",
+        type=click.Choice(["table", "json", "csv", "tsv"], case_sensitive=False),
+        default="table",
+        show_default=True,
+        help="table on a terminal, or json/csv/tsv for scripts.",
+    )(fn)
+
+
+def _render(reports: list[Any], format_: str, as_json: bool) -> None:
+    from .render import render
+
+    render(reports, "json" if as_json else format_.lower(), sys.stdout)
+
+
+@cli.group("config", context_settings=CONTEXT_SETTINGS)
+def config_group() -> None:
+    """The configuration file and the settings in effect."""
+
+
+@config_group.command("show", epilog=EXIT_CODES_HELP)
+@format_option
+@click.pass_context
+def config_show(ctx: click.Context, format_: str, as_json: bool) -> None:
+    """Print every setting's effective value and where it came from.
+
+    Precedence: a flag, then the environment variable, then the config file, then the
+    default. Keys of the file are the names in the first column.
+    """
+    from .admin import config_report
+    from .config import effective
+
+    root = ctx.find_root()
+    obj = root.obj or {}
+    flags = {"db": root.params.get("db_path")} if _given(root, "db_path") else {}
+    settings = effective(obj.get("config", {}), obj["config_path"], flags=flags)
+    from .config import Setting
+    from .store import default_db_path
+
+    settings = [
+        Setting("db", str(default_db_path()), "default")
+        if s.key == "db" and s.origin == "default"
+        else s
+        for s in settings
+    ]
+    _render(config_report(settings, obj["config_path"]), format_, as_json)
+
+
+@cli.command("prune", epilog=EXIT_CODES_HELP)
+@db_option
+@click.option(
+    "--older-than",
+    required=True,
+    help="Age of the oldest data to keep: 13m (months), 400d, 52w, 2y.",
+)
+@click.option("--dry-run", is_flag=True, help="Say what would be deleted, delete nothing.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+def prune_command(db_path: Path | None, older_than: str, dry_run: bool, quiet: bool) -> None:
+    """Delete requests and sessions older than a retention period.
+
+    Checkpoints stay, so a later import of old rotated files does not bring them back.
+
+    \b
+    Examples:
+      logalyse prune --older-than 13m
+      logalyse prune --older-than 90d --dry-run
+    """
+    from .admin import parse_age, prune
+    from .store import Store
+
+    try:
+        age = parse_age(older_than)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--older-than") from e
+    with Store(_resolve_db(db_path)) as store:
+        stats = prune(store, age, dry_run=dry_run)
+    if not quiet:
+        verb = "would delete" if dry_run else "deleted"
+        say(
+            f"{verb} {_plural(stats.requests, 'request')} and {_plural(stats.sessions, 'session')} "
+            f"before {stats.cutoff:%Y-%m-%d}"
+        )
+
+
+@cli.group("db", context_settings=CONTEXT_SETTINGS)
+def db_group() -> None:
+    """The database file: what it holds."""
+
+
+@db_group.command("info", epilog=EXIT_CODES_HELP)
+@db_option
+@format_option
+def db_info(db_path: Path | None, format_: str, as_json: bool) -> None:
+    """Size, rows, days covered, open day keys, inputs and schema version.
+
+    \b
+    Example:
+      logalyse db info --json
+    """
+    from .admin import info
+    from .store import Store
+
+    with Store(_resolve_db(db_path), read_only=True) as store:
+        reports = info(store)
+    _render(reports, format_, as_json)
 
 
 # -- reports -------------------------------------------------------------------------------
@@ -470,7 +677,11 @@ def report_options(fn: F) -> F:
             help="Time zone of days and hours.",
         ),
         click.option(
-            "--gap", default="30m", show_default=True, help="Idle time that ends a session."
+            "--gap",
+            default="30m",
+            show_default=True,
+            envvar="LOGALYSE_GAP",
+            help="Idle time that ends a session.",
         ),
         click.option(
             "--format",

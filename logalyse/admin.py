@@ -1,0 +1,204 @@
+"""Upkeep of a store: retention (`prune`), what it holds (`info`), the settings in effect.
+
+Plain functions returning data or `Report`s; the CLI renders them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+
+from .config import KEYS, Setting
+from .model import Column, Report
+from .privacy import DayKeys
+from .store import Store
+
+_AGE = re.compile(r"^\s*(\d+)\s*([dwmy])\s*$")
+
+
+@dataclass(frozen=True)
+class Age:
+    months: int = 0
+    days: int = 0
+
+    def before(self, now: datetime) -> datetime:
+        """The instant `self` before `now` (months by the calendar; day of month clamped).
+
+        Example:
+            >>> Age(months=13).before(datetime(2026, 3, 31))
+            datetime.datetime(2025, 2, 28, 0, 0)
+        """
+        year, month = divmod(now.year * 12 + now.month - 1 - self.months, 12)
+        day = min(now.day, _days_in(year, month + 1))
+        start = datetime(year, month + 1, day)
+        return start - timedelta(days=self.days)
+
+
+def _days_in(year: int, month: int) -> int:
+    nxt = date(year + month // 12, month % 12 + 1, 1)
+    return (nxt - timedelta(days=1)).day
+
+
+def parse_age(text: str) -> Age:
+    """`13m` (months), `400d`, `52w`, `2y`.
+
+    Example:
+        >>> parse_age("13m"), parse_age("2w")
+        (Age(months=13, days=0), Age(months=0, days=14))
+    """
+    m = _AGE.match(text.lower())
+    if not m:
+        raise ValueError(f"{text!r} is not an age like 13m (months), 400d, 52w or 2y")
+    n, unit = int(m.group(1)), m.group(2)
+    if unit == "y":
+        return Age(months=12 * n)
+    if unit == "m":
+        return Age(months=n)
+    return Age(days=n * (7 if unit == "w" else 1))
+
+
+@dataclass
+class PruneStats:
+    cutoff: datetime
+    requests: int = 0
+    sessions: int = 0
+
+
+def prune(
+    store: Store, age: Age, *, dry_run: bool = False, now: datetime | None = None
+) -> PruneStats:
+    """Delete requests and sessions from before `age` ago (UTC midnight), in one
+    transaction. Inputs' checkpoints stay, so old files are not imported again.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> with Store(pathlib.Path(tempfile.mkdtemp()) / "t.duckdb") as s:
+        ...     prune(s, parse_age("13m"), now=datetime(2026, 11, 28)).cutoff
+        datetime.datetime(2025, 10, 28, 0, 0)
+    """
+    now = now or datetime.now(timezone.utc).replace(tzinfo=None)
+    cutoff = age.before(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    stats = PruneStats(cutoff)
+    with store.writer_lock(), store.attached() as db:
+        (stats.requests,) = db.execute(
+            "SELECT count(*) FROM requests WHERE ts < ?", [cutoff]
+        ).fetchall()[0]
+        (stats.sessions,) = db.execute(
+            "SELECT count(*) FROM sessions WHERE start < ?", [cutoff]
+        ).fetchall()[0]
+        if dry_run or not (stats.requests or stats.sessions):
+            return stats
+        db.execute("BEGIN")
+        try:
+            db.execute("DELETE FROM requests WHERE ts < ?", [cutoff])
+            db.execute("DELETE FROM sessions WHERE start < ?", [cutoff])
+            # Bookkeeping of days long closed (their keys are gone already).
+            db.execute(
+                "DELETE FROM day_keys WHERE day < ?::DATE AND closed_at IS NOT NULL", [cutoff]
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("CHECKPOINT")  # give the space back to the file's free list
+    return stats
+
+
+def _single(name: str, title: str, items: Sequence[tuple[str, str, str, object]]) -> Report:
+    """A one-record report: (key, label, kind, value) per line."""
+    return Report(
+        name,
+        title,
+        [Column("metric", "", "text"), Column("value", "", "mixed")],
+        [(label, value) for _, label, _, value in items],
+        single=True,
+        row_kinds=[kind for _, _, kind, _ in items],
+        record={key: value for key, _, _, value in items},
+    )
+
+
+def info(store: Store) -> list[Report]:
+    """What the database holds: size, rows, days, open day keys, inputs, schema.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> with Store(pathlib.Path(tempfile.mkdtemp()) / "t.duckdb") as s:
+        ...     info(s)[0].record["requests"]
+        0
+    """
+    with store.attached() as db:
+        (requests, first, last, days) = db.execute(
+            "SELECT count(*), min(ts), max(ts), count(DISTINCT ts::DATE) FROM requests"
+        ).fetchall()[0]
+        (sessions,) = db.execute("SELECT count(*) FROM sessions").fetchall()[0]
+        (agents,) = db.execute("SELECT count(*) FROM user_agents").fetchall()[0]
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        sources = db.execute(
+            "SELECT name, kind, lines, byte_offset, last_import FROM sources "
+            "ORDER BY last_import DESC NULLS LAST, id"
+        ).fetchall()
+        closed = db.execute("SELECT count(*) FROM day_keys WHERE closed_at IS NOT NULL").fetchall()
+    open_days = DayKeys(store.key_path).days()
+    size = store.path.stat().st_size if store.path.exists() else 0
+    wal = store.path.with_name(store.path.name + ".wal")
+    items: list[tuple[str, str, str, object]] = [
+        ("path", "Database", "text", str(store.path)),
+        ("size_bytes", "Size (bytes)", "int", size + (wal.stat().st_size if wal.exists() else 0)),
+        ("schema_version", "Schema version", "int", int(meta.get("schema_version", 0))),
+        ("created_at", "Created", "text", meta.get("created_at")),
+        ("requests", "Requests", "int", requests),
+        ("sessions", "Sessions", "int", sessions),
+        ("user_agents", "User agents", "int", agents),
+        ("first_request", "First request (UTC)", "text", _iso(first)),
+        ("last_request", "Last request (UTC)", "text", _iso(last)),
+        ("days", "Days with requests", "int", days),
+        ("open_day_keys", "Day keys still held", "text", ", ".join(open_days) or "none"),
+        ("closed_days", "Days closed (keys destroyed)", "int", closed[0][0]),
+        ("inputs", "Inputs (files and streams)", "int", len(sources)),
+    ]
+    inputs = Report(
+        "inputs",
+        "Inputs, most recently imported first",
+        [
+            Column("name", "input"),
+            Column("kind", "kind"),
+            Column("lines", "lines", "int"),
+            Column("bytes", "bytes", "int"),
+            Column("last_import", "last import (UTC)"),
+        ],
+        [(n, k, ln, b, _iso(t)) for n, k, ln, b, t in sources],
+        empty="No input imported yet.",
+    )
+    return [_single("database", f"Database {store.path}", items), inputs]
+
+
+def _iso(t: object) -> str | None:
+    return t.isoformat(sep=" ", timespec="seconds") if isinstance(t, datetime) else None
+
+
+def config_report(settings: Sequence[Setting], path: object) -> list[Report]:
+    """The settings in effect, one row per key, with where each came from."""
+    env = {k.name: k.envvar for k in KEYS}
+    helps = {k.name: k.help for k in KEYS}
+
+    def shown(v: object) -> str:
+        if isinstance(v, list | tuple):
+            return ", ".join(map(str, v)) or "(none)"
+        return "(not set)" if v is None else str(v)
+
+    return [
+        Report(
+            "config",
+            f"Settings (config file: {path})",
+            [
+                Column("key", "key"),
+                Column("value", "value"),
+                Column("origin", "from"),
+                Column("envvar", "variable"),
+                Column("help", "what"),
+            ],
+            [(s.key, shown(s.value), s.origin, env[s.key], helps[s.key]) for s in settings],
+        )
+    ]
