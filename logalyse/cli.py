@@ -625,6 +625,79 @@ def prune_command(db_path: Path | None, older_than: str, dry_run: bool, quiet: b
         )
 
 
+@cli.command("top", epilog=EXIT_CODES_HELP)
+@db_option
+@click.option(
+    "--minutes",
+    type=click.IntRange(1, 1440),
+    default=5,
+    show_default=True,
+    help="The window: this many minutes up to the newest stored request.",
+)
+@click.option("--every", default="2s", show_default=True, help="Refresh interval.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=8, show_default=True, help="Rows per table."
+)
+@click.option("--once", is_flag=True, help="Print one view and exit (the default in a pipe).")
+@format_option
+def top_command(
+    db_path: Path | None,
+    minutes: int,
+    every: str,
+    limit: int,
+    once: bool,
+    format_: str,
+    as_json: bool,
+) -> None:
+    """A live view of the last minutes, refreshed in place: requests/s, visitors, top
+    pages and referrers. Run it beside `logalyse tail`.
+
+    \b
+    Examples:
+      logalyse top
+      logalyse top --minutes 15 --once --json
+    """
+    import io
+    import signal
+    import threading
+
+    from .reports.live import live
+    from .store import Store
+
+    db = _resolve_db(db_path)
+    fmt = "json" if as_json else format_.lower()
+
+    def view() -> list[Any]:
+        with Store(db, read_only=True) as store:
+            return live(store, minutes, limit)
+
+    if once or fmt != "table" or not sys.stdout.isatty():
+        _render(view(), fmt, False)
+        return
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
+
+    from .render.text import render_table
+
+    seconds = parse_duration(every if every[-1:].isalpha() else every + "s").total_seconds()
+    console = Console(highlight=False)
+
+    def frame() -> Text:
+        buf = io.StringIO()
+        render_table(view(), buf, color=True)
+        return Text.from_ansi(buf.getvalue() + "Ctrl-C to quit")
+
+    # Ctrl-C is how one leaves top: not a failure. A flag, not KeyboardInterrupt, which
+    # could land inside a DuckDB query.
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: stop.set())
+    with Live(frame(), console=console, auto_refresh=False, screen=False) as screen:
+        while not stop.wait(seconds):
+            screen.update(frame(), refresh=True)
+
+
 @cli.group("db", context_settings=CONTEXT_SETTINGS)
 def db_group() -> None:
     """The database file: what it holds."""

@@ -323,3 +323,54 @@ def test_a_rotated_file_moved_away_is_read_through_its_descriptor(
     append(log, 16, 20)
     wait_for(lambda: stored(db) == 20)
     stop(p)
+
+
+def test_top_shows_the_last_minutes(tmp_path: Path) -> None:
+    """`top` in a pipe prints one view; its numbers are those of the window."""
+    log, db = tmp_path / "access.log", tmp_path / "db.duckdb"
+    append(log, 1, 400)  # 00:00:01 to 00:06:40; the last 5 minutes: lines 101-400
+    with Store(db) as store:
+        ingest(store, [log])
+    r = subprocess.run(
+        [sys.executable, "-m", "logalyse", "--db", str(db), "top", "--json"],
+        capture_output=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr.decode()
+    doc = __import__("json").loads(r.stdout)
+    assert doc["now"]["requests"] == 300 and doc["now"]["pageviews"] == 300
+    assert doc["now"]["requests_per_second"] == 1.0
+    assert sum(m["requests"] for m in doc["minutes"]) == 300
+    table = subprocess.run(
+        [sys.executable, "-m", "logalyse", "--db", str(db), "top"], capture_output=True, timeout=60
+    )
+    assert b"Requests/s" in table.stdout and b"\x1b" not in table.stdout
+
+
+def test_top_refreshes_in_place_on_a_terminal(tmp_path: Path) -> None:
+    import pty
+
+    log, db = tmp_path / "access.log", tmp_path / "db.duckdb"
+    append(log, 1, 50)
+    with Store(db) as store:
+        ingest(store, [log])
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: logalyse on a terminal
+        os.execv(
+            sys.executable,
+            [sys.executable, "-m", "logalyse", "--db", str(db), "top", "--every", "0.2"],
+        )
+    out = b""
+    deadline = time.monotonic() + 90
+    try:
+        while out.count(b"Requests/s") < 3 and time.monotonic() < deadline:
+            try:
+                out += os.read(fd, 65536)
+            except OSError:
+                break
+    finally:
+        os.kill(pid, signal.SIGINT)
+        os.waitpid(pid, 0)
+        os.close(fd)
+    assert out.count(b"Requests/s") >= 3  # redrawn...
+    assert b"\x1b[" in out and b"\x1b[2K" in out  # ...in place (cursor up, erase line)
