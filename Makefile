@@ -43,11 +43,12 @@ demo: $(BIN)/.installed
 	$(BIN)/logalyse --db $(DEMO_DB) import sample_logs/access.log*
 	$(BIN)/logalyse --db $(DEMO_DB) import - < sample_logs/docker-compose.log
 
-## bench: time `logalyse import` on a generated 1M-line log (written once to bench/.data)
+## bench: import speed and memory (1M lines), reports on a 5M store, tail's memory over a stream
 bench: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet maxminddb-geolite2
 	$(BIN)/python bench/bench.py
 	$(BIN)/python bench/bench_reports.py
+	$(BIN)/python bench/bench_tail.py --minutes 3
 
 samples: $(BIN)/.installed
 	$(BIN)/python -m logalyse.loggen --samples sample_logs

@@ -89,6 +89,14 @@ def main() -> None:
     print(f"| RSS after 1 min (MiB) | {first_min[-1]:.0f} |")
     print(f"| RSS at the end (MiB) | {samples[-1][1] if samples else 0:.0f} |")
     print(f"| peak RSS (MiB) | {max((r for _, r in samples), default=0):.0f} |")
+    by_minute = {}
+    for t, r in samples:
+        by_minute[int(t // 60) + 1] = r
+    print(
+        "| RSS at the end of each minute (MiB) | "
+        + " ".join(f"{r:.0f}" for r in by_minute.values())
+        + " |"
+    )
 
 
 if __name__ == "__main__":

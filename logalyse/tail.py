@@ -134,6 +134,7 @@ class Tail:
         self.on_reject = on_reject
         self.wall_clock = wall_clock
         self.stats = TailStats()
+        self._imported_before = 0
 
     # -- files -------------------------------------------------------------------
 
@@ -271,7 +272,13 @@ class Tail:
 
     def _flushed(self, imp: Importer) -> None:
         self.stats.flushes += 1
-        self.stats.days_closed += imp.close_days(now=self.wall_clock())
+        # Days end by the data while lines come (a replayed history must not have its
+        # keys changed under it at every flush), and by the clock when none came: a quiet
+        # night still closes yesterday.
+        idle = self.stats.imported == self._imported_before
+        self._imported_before = self.stats.imported
+        now = self.wall_clock() if idle else None
+        self.stats.days_closed += imp.close_days(now=now)
         if self.on_flush:
             self.on_flush(self.stats)
 

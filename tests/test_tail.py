@@ -4,6 +4,7 @@ logrotate, a stream ending, SIGTERM, reports from another process, a restart."""
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -280,9 +281,13 @@ def test_tail_closes_days_by_the_wall_clock(tmp_path: Path) -> None:
     log, db = tmp_path / "access.log", tmp_path / "db.duckdb"
     append(log, 1, 5)  # 1 November 2026, long past
     done = threading.Event()
-    done.set()
+
+    def on_flush(stats: object) -> None:
+        if getattr(stats, "flushes", 0) >= 2:  # the lines, then a quiet pass
+            done.set()
+
     with Store(db) as store:
-        stats = tail(store, log, ImportOptions(), every=0.1, stop=done)
+        stats = tail(store, log, ImportOptions(), every=0.05, stop=done, on_flush=on_flush)
         assert stats.days_closed == ["2026-11-01"]
         assert store.query("SELECT closed_at IS NOT NULL FROM day_keys") == [(True,)]
     # An import, by contrast, keeps the key while no newer line says the day is over.
@@ -356,21 +361,44 @@ def test_top_refreshes_in_place_on_a_terminal(tmp_path: Path) -> None:
         ingest(store, [log])
     pid, fd = pty.fork()
     if pid == 0:  # the child: logalyse on a terminal
-        os.execv(
+        os.execve(
             sys.executable,
             [sys.executable, "-m", "logalyse", "--db", str(db), "top", "--every", "0.2"],
+            {**os.environ, "TERM": "xterm-256color"},  # make test says TERM=unknown (dumb)
         )
     out = b""
     deadline = time.monotonic() + 90
     try:
         while out.count(b"Requests/s") < 3 and time.monotonic() < deadline:
+            if not select.select([fd], [], [], 0.5)[0]:
+                continue
             try:
                 out += os.read(fd, 65536)
             except OSError:
                 break
     finally:
         os.kill(pid, signal.SIGINT)
-        os.waitpid(pid, 0)
+        # Read to the end (a full terminal buffer would block its last frame), but not
+        # forever: a top that ignored Ctrl-C is killed and fails the test.
+        deadline = time.monotonic() + 30
+        status = None
+        while time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.5)[0]:
+                try:
+                    if not os.read(fd, 65536):
+                        break
+                except OSError:
+                    break
+            else:
+                done, code = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    status = code
+                    break
+        else:
+            os.kill(pid, signal.SIGKILL)
+        if status is None:
+            _, status = os.waitpid(pid, 0)
         os.close(fd)
     assert out.count(b"Requests/s") >= 3  # redrawn...
     assert b"\x1b[" in out and b"\x1b[2K" in out  # ...in place (cursor up, erase line)
+    assert os.waitstatus_to_exitcode(status) == 0  # Ctrl-C is how one leaves top
