@@ -103,6 +103,41 @@ def main() -> None:
     print(f"| rerun over the imported file (best) | {min(reruns):.2f} s |")
     per_million = size / 2**20 / (args.lines / 1e6)
     print(f"| database size | {size / 2**20:.1f} MiB ({per_million:.1f} MiB per 1M requests) |")
+    goaccess(log, args.lines, best, max(rss), min(reruns))
+
+
+def goaccess(log: Path, lines: int, best: float, rss_kib: int, rerun: float) -> None:
+    """The same file through GoAccess (Debian's package, installed if missing and root)."""
+    exe = shutil.which("goaccess")
+    if exe is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "install", "-y", "-q", "goaccess"], capture_output=True)
+        exe = shutil.which("goaccess")
+    if exe is None:
+        print("\n(goaccess not installed: no side-by-side figures)")
+        return
+    out = Path(tempfile.mkdtemp(prefix="goaccess-bench-")) / "out.json"
+    cmd = [exe, str(log), "--log-format=COMBINED", "-o", str(out)]
+    runs = [run(cmd) for _ in range(2)]
+    shutil.rmtree(out.parent)
+    ga_wall = min(w for w, _, _ in runs)
+    ga_rss = max(r for _, r, _ in runs)
+    version = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout
+    print()
+    print(f"Beside {version.splitlines()[0] if version else 'GoAccess'} on the same file, same run")
+    print(f"(`{' '.join(['goaccess', log.name, '--log-format=COMBINED', '-o', 'out.json'])}`;")
+    print("GoAccess does no GeoIP, bot naming, sessions or hashing here):")
+    print()
+    print("| measure | logalyse | GoAccess | ratio |")
+    print("|---|---|---|---|")
+    print(f"| lines/s | {lines / best:,.0f} | {lines / ga_wall:,.0f} | {ga_wall / best:.1f}x |")
+    print(
+        f"| peak RSS | {rss_kib / 1024:.0f} MiB | {ga_rss / 1024:.0f} MiB | "
+        f"{rss_kib / ga_rss:.1f}x |"
+    )
+    print(
+        f"| again over the same file | {rerun:.2f} s | {ga_wall:.2f} s (reads it all again) | "
+        f"{ga_wall / rerun:.0f}x faster |"
+    )
 
 
 if __name__ == "__main__":
