@@ -141,7 +141,9 @@ def test_other_reports_by_hand(crafted: Path) -> None:
     (st,) = report(crafted, "status")
     assert [(r[0], r[1]) for r in st.rows] == [(200, 9), (404, 1)]  # humans only
     (pages,) = report(crafted, "pages", limit=3)
-    assert len(pages.rows) == 3
+    assert pages.rows == [("/", 1, 1), ("/a", 1, 1), ("/b", 1, 1)]
+    (pages,) = report(crafted, "pages", include_bots=True)  # Googlebot's / counts too
+    assert pages.rows[0] == ("/", 2, 2) and len(pages.rows) == 7
     (visitors,) = report(crafted, "visitors")
     assert [(str(r[0]), r[1], r[2], r[3]) for r in visitors.rows] == [
         ("2026-11-01", 3, 6, 4),
@@ -371,3 +373,21 @@ def test_period_words() -> None:
         datetime(2026, 11, 1, 23),
         datetime(2026, 11, 2, 23),
     )
+
+
+def test_breakdowns_by_user_agent_count_each_visitor_once(tmp_path: Path) -> None:
+    """Browsers/OS/devices add up visitors per user agent: the same as counting them
+    distinct per browser, because a visitor id hashes its user agent."""
+    db = tmp_path / "db.duckdb"
+    with Store(db) as store:
+        ingest(store, [LOGS / "cymnasium-access.log-20240506", LOGS / "hackers-access.log"])
+    for name, column in (("browsers", "browser"), ("os", "os"), ("devices", "device")):
+        (r,) = report(db, name, limit=1000)
+        with Store(db, read_only=True) as store:
+            expected = store.query(
+                f"SELECT coalesce(u.{column}, '(unknown)'), count(DISTINCT r.visitor_id), "
+                "count(*) FROM requests r LEFT JOIN user_agents u ON r.ua_id = u.id "
+                "WHERE r.is_pageview GROUP BY 1"
+            )
+        assert {(row[0], row[1], row[2]) for row in r.rows} == set(expected), name
+        assert len(expected) > 2
