@@ -40,8 +40,8 @@ demo: $(BIN)/.installed
 	$(BIN)/logalyse --db $(DEMO_DB) import $(DEMO_GEOIP) sample_logs/access.log*
 	$(BIN)/logalyse --db $(DEMO_DB) import $(DEMO_GEOIP) - < sample_logs/docker-compose.log
 	@echo "--- again: nothing is imported twice"
-	$(BIN)/logalyse --db $(DEMO_DB) import sample_logs/access.log*
-	$(BIN)/logalyse --db $(DEMO_DB) import - < sample_logs/docker-compose.log
+	$(BIN)/logalyse --db $(DEMO_DB) import $(DEMO_GEOIP) sample_logs/access.log*
+	$(BIN)/logalyse --db $(DEMO_DB) import $(DEMO_GEOIP) - < sample_logs/docker-compose.log
 
 ## bench: import speed and memory (1M lines), reports on a 5M store, tail's memory over a stream
 bench: $(BIN)/.installed
