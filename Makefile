@@ -34,7 +34,7 @@ fmt: $(BIN)/.installed
 	$(BIN)/ruff format logalyse tests bench
 	$(BIN)/ruff check --fix logalyse tests bench
 
-## demo: import the bundled sample logs (twice: the second run adds nothing)
+## demo: import the bundled sample logs (twice: the second run adds nothing), print reports
 demo: $(BIN)/.installed
 	rm -rf $(dir $(DEMO_DB))
 	$(BIN)/logalyse --db $(DEMO_DB) import $(DEMO_GEOIP) sample_logs/access.log*
@@ -42,6 +42,10 @@ demo: $(BIN)/.installed
 	@echo "--- again: nothing is imported twice"
 	$(BIN)/logalyse --db $(DEMO_DB) import $(DEMO_GEOIP) sample_logs/access.log*
 	$(BIN)/logalyse --db $(DEMO_DB) import $(DEMO_GEOIP) - < sample_logs/docker-compose.log
+	@echo "--- reports (see the README for more)"
+	$(BIN)/logalyse --db $(DEMO_DB) report overview --since 2026-11-03 --until 2026-11-03
+	$(BIN)/logalyse --db $(DEMO_DB) report referrers --limit 5
+	$(BIN)/logalyse --db $(DEMO_DB) report sessions --limit 3
 
 ## bench: import speed and memory (1M lines), reports on a 5M store, tail's memory over a stream
 bench: $(BIN)/.installed
