@@ -428,6 +428,10 @@ def import_command(paths: tuple[str, ...], **params: Any) -> None:
         )
 
 
+#: How long a tail flush waits for readers to let go of the database.
+TAIL_DB_WAIT = 600.0
+
+
 @cli.command("tail", epilog=EXIT_CODES_HELP)
 @click.argument("target", type=click.Path(path_type=str))
 @ingest_options
@@ -475,7 +479,9 @@ def tail_command(target: str, every: str, **params: Any) -> None:
             say(f"following {source}{state}; Ctrl-C or SIGTERM to stop")
     with (
         _rejects(params["rejects"]) as on_reject,
-        Store(_resolve_db(params["db_path"]), lock_timeout=lock_timeout) as store,
+        # A flush waits for readers as long as it takes (they hold the file briefly);
+        # --lock-timeout is for another writer (the writer lock).
+        Store(_resolve_db(params["db_path"]), lock_timeout=TAIL_DB_WAIT) as store,
     ):
         stats = tail(
             store,

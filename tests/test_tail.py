@@ -402,3 +402,25 @@ def test_top_refreshes_in_place_on_a_terminal(tmp_path: Path) -> None:
     assert out.count(b"Requests/s") >= 3  # redrawn...
     assert b"\x1b[" in out and b"\x1b[2K" in out  # ...in place (cursor up, erase line)
     assert os.waitstatus_to_exitcode(status) == 0  # Ctrl-C is how one leaves top
+
+
+def test_a_reader_holding_the_database_delays_a_flush_not_kills_it(
+    tmp_path: Path, follow: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    """--lock-timeout is for another writer; readers only make a flush wait."""
+    import duckdb
+
+    log, db = tmp_path / "access.log", tmp_path / "db.duckdb"
+    append(log, 1, 10)
+    p = follow("--lock-timeout", "0.5", str(log))
+    wait_for(lambda: stored(db) == 10)
+    con = duckdb.connect(str(db), read_only=True)  # a long report, say
+    try:
+        append(log, 11, 20)
+        time.sleep(2.0)  # four times --lock-timeout
+        assert p.poll() is None
+        assert con.execute("SELECT count(*) FROM requests").fetchall() == [(10,)]
+    finally:
+        con.close()
+    wait_for(lambda: stored(db) == 20)
+    stop(p)
