@@ -72,7 +72,7 @@ from .sources import (
     skip_bytes,
     stream_reader,
 )
-from .store import ENRICHED_COLUMNS, REQUEST_COLUMNS, Store, sessionise_sql
+from .store import ENRICHED_COLUMNS, REQUEST_COLUMNS, Store, remake_dirty_sessions
 
 DEFAULT_BATCH_BYTES = 8 << 20
 #: DuckDB's row group: a commit of whole row groups is written straight to the file,
@@ -315,7 +315,7 @@ class _Committer:
                         f"internal error: {job.requests:,} requests of {job.name} were ready "
                         f"but {inserted:,} would have been stored; nothing was committed"
                     )
-                self._remake_sessions(db, staged, job)
+                self._mark_sessions_dirty(db, staged, job)
             if job.new_days:
                 db.execute(
                     "INSERT INTO day_keys (day, created_at) "
@@ -342,26 +342,25 @@ class _Committer:
             self.release()
 
     @staticmethod
-    def _remake_sessions(db: duckdb.DuckDBPyConnection, staged: str, job: _Commit) -> None:
-        """Make the sessions of the visitors these requests belong to again.
+    def _mark_sessions_dirty(db: duckdb.DuckDBPyConnection, staged: str, job: _Commit) -> None:
+        """Widen the time window whose sessions must be made again (`meta.sessions_dirty`).
 
-        A visitor id lives one day (of its day key), so its requests lie within a day of
-        the new ones: the time bounds let DuckDB skip older row groups of a big store.
+        In the same transaction as the requests, so the store always knows which sessions
+        may be stale; `remake_sessions` (once per run) makes them and clears the mark.
         """
         in_job = f"line_no > {job.first_line} AND line_no <= {job.last_line}"
-        (lo, hi) = db.execute(
-            f"SELECT min(ts) - INTERVAL 26 HOUR, max(ts) + INTERVAL 26 HOUR "
-            f"FROM ({staged}) WHERE {in_job}"
-        ).fetchall()[0]
-        if lo is None:
-            return
-        touched = f"SELECT DISTINCT vid FROM ({staged}) WHERE {in_job}"
         db.execute(
-            f"DELETE FROM sessions WHERE start >= $1 AND start < $2 AND visitor_id IN ({touched})",
-            [lo, hi],
+            f"""
+            INSERT OR REPLACE INTO meta
+            SELECT 'sessions_dirty', strftime(least(n.lo, o.lo), '%Y-%m-%dT%H:%M:%S.%f')
+                   || '|' || strftime(greatest(n.hi, o.hi), '%Y-%m-%dT%H:%M:%S.%f')
+            FROM (SELECT min(ts) AS lo, max(ts) AS hi FROM ({staged}) WHERE {in_job}) n,
+                 (SELECT min(split_part(value, '|', 1)::TIMESTAMP) AS lo,
+                         max(split_part(value, '|', 2)::TIMESTAMP) AS hi
+                  FROM meta WHERE key = 'sessions_dirty') o
+            WHERE n.lo IS NOT NULL
+            """
         )
-        where = f"r.is_pageview AND r.ts >= $1 AND r.ts < $2 AND r.visitor_id IN ({touched})"
-        db.execute(f"INSERT INTO sessions {sessionise_sql(where)}", [lo, hi])
 
 
 def _write_checkpoint(db: duckdb.DuckDBPyConnection, job: _Commit) -> None:
@@ -495,6 +494,7 @@ class Importer:
             for inp in inputs:
                 if isinstance(inp, StreamInput):
                     self.stats.sources.append(self.import_stream(inp))
+            self.remake_sessions()
             self.stats.days_closed = self.close_days()
         finally:
             self.close()
@@ -1237,6 +1237,12 @@ class Importer:
         self._staged = sum(entry[1] for entry in self._batches)
 
     # -- closing days ------------------------------------------------------------
+
+    def remake_sessions(self) -> None:
+        """Make again the sessions of the window the commits marked (see
+        `_mark_sessions_dirty`), in one transaction, and clear the mark."""
+        with self._db():
+            remake_dirty_sessions(self.store.con)  # the connection that USEs the file
 
     def close_days(self, now: datetime | None = None) -> list[str]:
         """Destroy the keys of days that ended more than the grace period before the newest

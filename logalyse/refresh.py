@@ -127,6 +127,7 @@ def refresh(
             if n or agents:  # pageviews, sources or devices changed: so may sessions
                 db.execute("DELETE FROM sessions")
                 db.execute(f"INSERT INTO sessions {sessionise_sql()}")
+                db.execute("DELETE FROM meta WHERE key = 'sessions_dirty'")
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

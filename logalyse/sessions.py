@@ -33,6 +33,8 @@ class Scope:
     limit: int = 20
     gap: timedelta = DEFAULT_GAP
     label: str = "all time"  # the period, as said to the user
+    #: An import is running, or one was killed: the stored sessions may lag (see REPORTS).
+    sessions_stale: bool = False
     params: list[object] = field(default_factory=list, init=False, repr=False)
 
     def where(self, alias: str = "r", *, pages: bool = False, bots: bool | None = None) -> str:
@@ -110,9 +112,15 @@ def stored(scope: Scope) -> bool:
     """Whether the stored `sessions` table answers for this scope (else: computed).
 
     It holds sessions of human pageviews over all paths with the default gap; a --path,
-    --include-bots or another --gap needs sessions made from the requests.
+    --include-bots or another --gap needs sessions made from the requests, and so does a
+    store whose import has not finished (its new sessions are made at the end).
     """
-    return not scope.path and not scope.include_bots and scope.gap == DEFAULT_GAP
+    return (
+        not scope.path
+        and not scope.include_bots
+        and scope.gap == DEFAULT_GAP
+        and not scope.sessions_stale
+    )
 
 
 def sessions_from(scope: Scope) -> str:

@@ -278,6 +278,7 @@ class Tail:
         idle = self.stats.imported == self._imported_before
         self._imported_before = self.stats.imported
         now = self.wall_clock() if idle else None
+        imp.remake_sessions()
         self.stats.days_closed += imp.close_days(now=now)
         if self.on_flush:
             self.on_flush(self.stats)

@@ -13,7 +13,7 @@ import pytest
 
 from logalyse.errors import ExitCode, StoreError
 from logalyse.loggen import write_log
-from logalyse.store import Store
+from logalyse.store import Store, sessionise_sql
 
 LINES = 300_000
 
@@ -70,6 +70,12 @@ def test_kill_9_at_any_moment_then_rerun_imports_each_line_once(
     assert done.returncode == 0, err.decode()
     assert totals(db) == (LINES, LINES, LINES)
     assert seen_partial, "no kill landed mid-import: the test proved nothing"
+    # Sessions a kill left stale were made again by the completing run.
+    fresh = sessionise_sql()
+    with Store(db, read_only=True) as store:
+        assert store.query("SELECT count(*) FROM meta WHERE key = 'sessions_dirty'") == [(0,)]
+        assert store.query(f"SELECT count(*) FROM ({fresh} EXCEPT ALL FROM sessions)") == [(0,)]
+        assert store.query(f"SELECT count(*) FROM (FROM sessions EXCEPT ALL {fresh})") == [(0,)]
     again = logalyse("--db", str(db), "import", str(big_log))
     _, err = again.communicate(timeout=60)
     assert b"imported 0 lines" in err and f"{LINES:,} already imported".encode() in err

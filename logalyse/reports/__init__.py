@@ -6,11 +6,12 @@ more sections; `render` turns any of them into a table, JSON, CSV or TSV.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from ..model import Report
 from ..sessions import Scope
-from ..store import Store
+from ..store import Store, dirty_window
 from .breakdowns import (
     bots,
     browsers,
@@ -31,25 +32,38 @@ from .traffic import sessions
 
 ReportFn = Callable[[Store, Scope], list[Report]]
 
+
+def _fresh(fn: ReportFn) -> ReportFn:
+    """Run a report knowing whether the stored sessions are up to date."""
+
+    @functools.wraps(fn)
+    def run(store: Store, scope: Scope) -> list[Report]:
+        with store.attached() as db:
+            scope.sessions_stale = dirty_window(db) is not None
+        return fn(store, scope)
+
+    return run
+
+
 #: Report name (as typed after `logalyse report`) -> its function; the CLI has the help.
 REPORTS: dict[str, ReportFn] = {
-    "overview": overview,
-    "sessions": sessions,
-    "referrers": referrers,
-    "campaigns": campaigns,
-    "search": search,
-    "pages": pages,
-    "entry": entry,
-    "exit": exit_pages,
-    "not-found": not_found,
-    "status": status,
-    "browsers": browsers,
-    "os": os_families,
-    "devices": devices,
-    "countries": countries,
-    "hours": hours,
-    "bots": bots,
-    "visitors": visitors,
+    "overview": _fresh(overview),
+    "sessions": _fresh(sessions),
+    "referrers": _fresh(referrers),
+    "campaigns": _fresh(campaigns),
+    "search": _fresh(search),
+    "pages": _fresh(pages),
+    "entry": _fresh(entry),
+    "exit": _fresh(exit_pages),
+    "not-found": _fresh(not_found),
+    "status": _fresh(status),
+    "browsers": _fresh(browsers),
+    "os": _fresh(os_families),
+    "devices": _fresh(devices),
+    "countries": _fresh(countries),
+    "hours": _fresh(hours),
+    "bots": _fresh(bots),
+    "visitors": _fresh(visitors),
 }
 
 __all__ = ["REPORTS", "ReportFn", "Scope"]

@@ -8,6 +8,8 @@ from .schema import (
     REQUEST_COLUMNS,
     SCHEMA_VERSION,
     SESSION_GAP_SECONDS,
+    dirty_window,
+    remake_dirty_sessions,
     sessionise_sql,
 )
 
@@ -19,5 +21,7 @@ __all__ = [
     "SESSION_GAP_SECONDS",
     "Store",
     "default_db_path",
+    "dirty_window",
+    "remake_dirty_sessions",
     "sessionise_sql",
 ]

@@ -6,6 +6,9 @@ Each runs in one transaction with the version bump, so a crash leaves either ver
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from typing import Any
+
 SCHEMA_VERSION = 2
 #: The gap that ends a session in the stored `sessions` table (reports may ask for another).
 SESSION_GAP_SECONDS = 30 * 60
@@ -189,3 +192,40 @@ ENRICHED_COLUMNS = (
     "utm_medium",
     "utm_campaign",
 )
+
+
+def dirty_window(db: Any) -> tuple[datetime, datetime] | None:
+    """The time window whose stored sessions may be stale (an import ran or is running)."""
+    rows = db.execute("SELECT value FROM meta WHERE key = 'sessions_dirty'").fetchall()
+    if not rows:
+        return None
+    lo, hi = rows[0][0].split("|")
+    return datetime.fromisoformat(lo), datetime.fromisoformat(hi)
+
+
+def remake_dirty_sessions(db: Any) -> None:
+    """Make again, in one transaction, every session that may involve the requests of the
+    dirty window, then clear the mark. A visitor id lives one day (25 hours at most), so
+    sessions starting within 26 h of the window are made from requests within 52 h."""
+    window = dirty_window(db)
+    if window is None:
+        return
+    lo, hi = window
+    near = (lo - timedelta(hours=26), hi + timedelta(hours=26))
+    wide = (lo - timedelta(hours=52), hi + timedelta(hours=52))
+    db.execute("BEGIN")
+    try:
+        db.execute("DELETE FROM sessions WHERE start >= $1 AND start <= $2", list(near))
+        db.execute(
+            f"INSERT INTO sessions SELECT * FROM ({sessionise_sql(WIDE_WHERE)}) "
+            "WHERE start >= $3 AND start <= $4",
+            [*wide, *near],
+        )
+        db.execute("DELETE FROM meta WHERE key = 'sessions_dirty'")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+WIDE_WHERE = "r.is_pageview AND r.ts >= $1 AND r.ts <= $2"
