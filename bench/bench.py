@@ -6,8 +6,9 @@ peak RSS, the time of a rerun over the already imported file, and the database s
 
     python bench/bench.py [--lines N] [--runs N] [--geoip PATH | --no-geoip]
 
-Enrichment is on, countries included: by default with the GeoLite2 City database of the
-`maxminddb-geolite2` package (installed by `make bench`; 57 MB, a real-size database).
+Enrichment is on, countries included: by default with a real-size Country database derived
+once from the GeoLite2 City database of the `maxminddb-geolite2` package (installed by
+`make bench`; see country_db.py); `--city` uses the 57 MB City database itself.
 """
 
 from __future__ import annotations
@@ -41,12 +42,26 @@ def ensure_log(lines: int) -> Path:
     return path
 
 
-def default_geoip() -> Path | None:
+def city_geoip() -> Path | None:
     try:
         import _maxminddb_geolite2  # type: ignore[import-not-found]
     except ImportError:
         return None
     return Path(_maxminddb_geolite2.__file__).parent / "GeoLite2-City.mmdb"
+
+
+def default_geoip() -> Path | None:
+    """A real-size Country database (what logalyse needs), derived once from the City one."""
+    from country_db import build
+
+    city = city_geoip()
+    if city is None:
+        return None
+    out = DATA / "GeoLite2-Country-derived.mmdb"
+    if not out.exists():
+        DATA.mkdir(parents=True, exist_ok=True)
+        build(city, out)
+    return out
 
 
 def run(args: list[str]) -> tuple[float, int, int]:
@@ -63,10 +78,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--geoip", type=Path, help="a City or Country .mmdb")
+    parser.add_argument(
+        "--geoip",
+        type=Path,
+        help="a City or Country .mmdb [default: a Country one derived from GeoLite2-City]",
+    )
+    parser.add_argument("--city", action="store_true", help="use the GeoLite2-City database")
     parser.add_argument("--no-geoip", action="store_true", help="no countries")
     args = parser.parse_args()
-    geoip = None if args.no_geoip else (args.geoip or default_geoip())
+    chosen = city_geoip() if args.city else args.geoip
+    geoip = None if args.no_geoip else (chosen or default_geoip())
     if not args.no_geoip and geoip is None:
         sys.exit("no GeoIP database: pip install maxminddb-geolite2, or pass --geoip/--no-geoip")
     geo_args = ["--geoip", str(geoip)] if geoip else []
