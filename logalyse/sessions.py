@@ -9,7 +9,7 @@ Nothing here renders or reads a log.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -84,22 +84,14 @@ class Scope:
         return f"timezone('{self.tz}', {column}::TIMESTAMPTZ)"
 
     def previous(self) -> Scope | None:
-        """The period of the same length just before this one (None for all time)."""
+        """The period of the same length just before this one (None for all time); every
+        other setting (filters, and whether stored sessions are stale) carries over."""
         if self.since is None:
             return None
         end = self.until or datetime.now(timezone.utc).replace(tzinfo=None)
-        prev = Scope(
-            since=self.since - (end - self.since),
-            until=self.since,
-            host=self.host,
-            path=self.path,
-            include_bots=self.include_bots,
-            tz=self.tz,
-            limit=self.limit,
-            gap=self.gap,
-            label="previous period",
+        return replace(
+            self, since=self.since - (end - self.since), until=self.since, label="previous period"
         )
-        return prev
 
 
 #: What `sessions_from` yields: the `sessions` table's columns, and these two.
@@ -151,12 +143,10 @@ def sessions_from(scope: Scope) -> str:
         return f"(SELECT *, {DERIVED} FROM sessions WHERE {where})"
     # From the requests: those of the period and a day either side (a session that
     # starts in the period may end after it), then keep the sessions starting in it.
-    wide = Scope(
+    wide = replace(
+        scope,
         since=scope.since - _LONGEST if scope.since else None,
         until=scope.until + _LONGEST if scope.until else None,
-        host=scope.host,
-        path=scope.path,
-        include_bots=scope.include_bots,
     )
     sql = sessionise_sql(wide.where("r", pages=True), int(scope.gap.total_seconds()))
     scope.params.extend(wide.take())

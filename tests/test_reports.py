@@ -397,7 +397,9 @@ def test_reports_stay_right_while_stored_sessions_lag(crafted: Path, tmp_path: P
     """Commits mark a window whose sessions the end of the run makes again; until then
     (an import running, or killed), reports make sessions from the requests."""
     names = ("overview", "sessions", "referrers", "entry", "hours", "visitors")
+    since, until, _ = period("2026-11-02", "2026-11-02")  # the overview's previous period too
     before = {n: [r.rows for r in report(crafted, n)] for n in names}
+    dated = [r.rows for r in report(crafted, "overview", since=since, until=until)]
     with Store(crafted) as store:
         # What a kill -9 between a commit and the end of its run leaves behind.
         store.query("DELETE FROM sessions")
@@ -406,6 +408,7 @@ def test_reports_stay_right_while_stored_sessions_lag(crafted: Path, tmp_path: P
             "'2026-11-01T10:00:00.000000|2026-11-02T00:05:00.000000')"
         )
     assert {n: [r.rows for r in report(crafted, n)] for n in names} == before
+    assert [r.rows for r in report(crafted, "overview", since=since, until=until)] == dated
     empty = tmp_path / "empty.log"
     empty.write_text("")
     with Store(crafted) as store:

@@ -38,9 +38,10 @@ def _fresh(fn: ReportFn) -> ReportFn:
 
     @functools.wraps(fn)
     def run(store: Store, scope: Scope) -> list[Report]:
+        # Attached for the whole report: one open of the file, not one per query.
         with store.attached() as db:
             scope.sessions_stale = dirty_window(db) is not None
-        return fn(store, scope)
+            return fn(store, scope)
 
     return run
 
