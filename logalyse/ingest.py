@@ -447,6 +447,7 @@ class Importer:
         self._bid = 0
         self._batches: list[list[int]] = []
         self._staged = 0  # requests parsed and not yet committed
+        self.requests_parsed = 0  # new requests parsed by this run, all inputs
         self._pending_uas: list[tuple[int, str, Agent]] = []
         self._pending_days: set[str] = set()
         self._pending_late: Counter[str] = Counter()
@@ -1147,6 +1148,7 @@ class Importer:
         self._pending_late.update(late)
         imported = counts[("ok", False)]
         self._staged += imported
+        self.requests_parsed += imported
         self._batches.append([bid, imported, src.parsed_lines])
 
         st = src.stats
@@ -1262,6 +1264,8 @@ class Importer:
                     "WHERE day IN (SELECT unnest($1::DATE[]))",
                     [days],
                 )
+        # A long run (tail) counts later lines of these days as late, like the next run would.
+        self.closed_days.update(days)
         return self.keys.destroy(days)
 
 

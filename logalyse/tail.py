@@ -42,11 +42,11 @@ class TailStats(IngestStats):
     _by_name: dict[str, SourceStats] = field(default_factory=dict, repr=False)
 
     def add(self, s: SourceStats) -> None:
-        total = self._by_name.get(s.name)
-        new = total is None
-        if total is None:
-            total = self._by_name[s.name] = SourceStats(name=s.name, format=s.format)
-            self.sources.append(total)
+        new = s.name not in self._by_name
+        if new:
+            self._by_name[s.name] = SourceStats(name=s.name, format=s.format)
+            self.sources.append(self._by_name[s.name])
+        total = self._by_name[s.name]
         for attr in ("lines_read", "imported", "malformed", "nonaccess", "late"):
             setattr(total, attr, getattr(total, attr) + getattr(s, attr))
         # Lines an earlier run imported: what the first pass over each input skipped.
@@ -113,7 +113,8 @@ class _Retiring:
 
 
 class Tail:
-    """Follows one input into the store; `run()` until `stop` is set (or a stream ends)."""
+    """Follows one input into the store (`follow_file`, `follow_stream`) until `stop` is
+    set or a stream ends."""
 
     def __init__(
         self,
@@ -134,7 +135,7 @@ class Tail:
         self.on_reject = on_reject
         self.wall_clock = wall_clock
         self.stats = TailStats()
-        self._imported_before = 0
+        self._parsed_before = 0  # Importer.requests_parsed at the last flush
 
     # -- files -------------------------------------------------------------------
 
@@ -172,7 +173,7 @@ class Tail:
             now = time.monotonic()
             if size != r.size:
                 r.size, r.stable_since = size, now
-            elif now - r.stable_since >= RETIRE_SECONDS and path.exists() or self.stop.is_set():
+            elif (now - r.stable_since >= RETIRE_SECONDS and path.exists()) or self.stop.is_set():
                 r.followed.close()
                 retiring.remove(r)
         if followed is None:
@@ -216,9 +217,7 @@ class Tail:
         """Read a stream until it ends (or stop), storing what came every `every` seconds."""
         imp = Importer(self.store, self.options, on_reject=self.on_reject, hold_seconds=0)
         try:
-            s = imp.import_blocks(label, self._blocks(imp, stream))
-            self.stats.add(s)
-            self._flushed(imp)
+            self.stats.add(imp.import_blocks(label, self._blocks(imp, stream)))
         finally:
             imp.close()
         return self.stats
@@ -242,7 +241,6 @@ class Tail:
         pending = bytearray()
         eof = False
         deadline = time.monotonic() + self.every
-        first = True
         while not eof:
             try:
                 data = chunks.get(timeout=0.1)
@@ -260,10 +258,8 @@ class Tail:
                     if not block.endswith(b"\n"):
                         block += b"\n"  # the unterminated last line of a finished stream
                     del pending[:cut]
-                    if not first:
-                        self._flushed(imp)  # the previous block is stored by now
-                    first = False
-                    yield block, cut
+                    yield block, cut  # resumed once the block is stored
+                self._flushed(imp)  # also when nothing came: a quiet night closes yesterday
                 deadline = time.monotonic() + self.every
                 if self.stop.is_set():
                     return  # an unterminated line at a stop is not a whole line: dropped
@@ -275,8 +271,8 @@ class Tail:
         # Days end by the data while lines come (a replayed history must not have its
         # keys changed under it at every flush), and by the clock when none came: a quiet
         # night still closes yesterday.
-        idle = self.stats.imported == self._imported_before
-        self._imported_before = self.stats.imported
+        idle = imp.requests_parsed == self._parsed_before
+        self._parsed_before = imp.requests_parsed
         now = self.wall_clock() if idle else None
         imp.remake_sessions()
         self.stats.days_closed += imp.close_days(now=now)
