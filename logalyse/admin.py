@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 from .config import KEYS, Setting
 from .model import Column, Report
 from .privacy import DayKeys
-from .store import Store
+from .store import Store, transaction
 
 _AGE = re.compile(r"^\s*(\d+)\s*([dwmy])\s*$")
 
@@ -90,18 +90,13 @@ def prune(
         ).fetchall()[0]
         if dry_run or not (stats.requests or stats.sessions):
             return stats
-        db.execute("BEGIN")
-        try:
+        with transaction(db):
             db.execute("DELETE FROM requests WHERE ts < ?", [cutoff])
             db.execute("DELETE FROM sessions WHERE start < ?", [cutoff])
             # Bookkeeping of days long closed (their keys are gone already).
             db.execute(
                 "DELETE FROM day_keys WHERE day < ?::DATE AND closed_at IS NOT NULL", [cutoff]
             )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         db.execute("CHECKPOINT")  # give the space back to the file's free list
     return stats
 

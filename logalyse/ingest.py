@@ -72,7 +72,13 @@ from .sources import (
     skip_bytes,
     stream_reader,
 )
-from .store import ENRICHED_COLUMNS, REQUEST_COLUMNS, Store, remake_dirty_sessions
+from .store import (
+    ENRICHED_COLUMNS,
+    REQUEST_COLUMNS,
+    Store,
+    remake_dirty_sessions,
+    transaction,
+)
 
 DEFAULT_BATCH_BYTES = 8 << 20
 #: DuckDB's row group: a commit of whole row groups is written straight to the file,
@@ -266,8 +272,7 @@ class _Committer:
             self._attached_at = time.monotonic()
         db = self.store.con
         cols = ", ".join(REQUEST_COLUMNS)
-        db.execute("BEGIN")
-        try:
+        with transaction(db):
             if job.new_uas:
                 agents = [a for _, _, a in job.new_uas]
                 db.register(
@@ -334,10 +339,6 @@ class _Committer:
                     "INSERT OR REPLACE INTO meta VALUES ('site_hosts', ?)", [",".join(job.sites)]
                 )
             _write_checkpoint(db, job)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         if time.monotonic() - self._attached_at >= self.hold_seconds:
             self.release()
 

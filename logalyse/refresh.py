@@ -23,7 +23,7 @@ from .enrich import (
     pageview_sql,
     source_sql,
 )
-from .store import Store, sessionise_sql
+from .store import Store, remake_all_sessions, transaction
 
 
 @dataclass
@@ -99,39 +99,34 @@ def refresh(
         )
         is_asset = is_asset_sql("r.path", asset_extensions, non_pages)
         pageview = pageview_sql("u.is_bot", "r.method", "r.status", is_asset)
-        db.execute("BEGIN")
         try:
-            db.execute(
-                "UPDATE user_agents AS u SET browser = a.browser, browser_major = a.browser_major, "
-                "os = a.os, device = a.device, is_bot = a.is_bot, bot_name = a.bot_name "
-                "FROM agents a WHERE u.id = a.id"
-            )
-            (n,) = db.execute(
-                f"""
-                UPDATE requests AS r SET
-                    is_bot = x.is_bot, is_pageview = x.is_pageview,
-                    source_kind = x.source_kind, source_name = x.source_name
-                FROM (
-                    SELECT r.rowid AS rid, u.is_bot, {pageview} AS is_pageview,
-                        {kind} AS source_kind, {name} AS source_name
-                    FROM requests r JOIN user_agents u ON u.id = r.ua_id
-                    LEFT JOIN refs f ON f.host = r.referrer_host
-                    {"" if everything else "WHERE r.is_bot IS NULL OR r.source_kind IS NULL"}
-                ) x WHERE r.rowid = x.rid
-                """
-            ).fetchall()[0]
-            if own:
+            with transaction(db):
                 db.execute(
-                    "INSERT OR REPLACE INTO meta VALUES ('site_hosts', ?)", [",".join(sorted(own))]
+                    "UPDATE user_agents AS u SET browser = a.browser, "
+                    "browser_major = a.browser_major, os = a.os, device = a.device, "
+                    "is_bot = a.is_bot, bot_name = a.bot_name FROM agents a WHERE u.id = a.id"
                 )
-            if n or agents:  # pageviews, sources or devices changed: so may sessions
-                db.execute("DELETE FROM sessions")
-                db.execute(f"INSERT INTO sessions {sessionise_sql()}")
-                db.execute("DELETE FROM meta WHERE key = 'sessions_dirty'")
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+                (n,) = db.execute(
+                    f"""
+                    UPDATE requests AS r SET
+                        is_bot = x.is_bot, is_pageview = x.is_pageview,
+                        source_kind = x.source_kind, source_name = x.source_name
+                    FROM (
+                        SELECT r.rowid AS rid, u.is_bot, {pageview} AS is_pageview,
+                            {kind} AS source_kind, {name} AS source_name
+                        FROM requests r JOIN user_agents u ON u.id = r.ua_id
+                        LEFT JOIN refs f ON f.host = r.referrer_host
+                        {"" if everything else "WHERE r.is_bot IS NULL OR r.source_kind IS NULL"}
+                    ) x WHERE r.rowid = x.rid
+                    """
+                ).fetchall()[0]
+                if own:
+                    db.execute(
+                        "INSERT OR REPLACE INTO meta VALUES ('site_hosts', ?)",
+                        [",".join(sorted(own))],
+                    )
+                if n or agents:  # pageviews, sources or devices changed: so may sessions
+                    remake_all_sessions(db)
         finally:
             db.unregister("agents")
             db.unregister("refs")

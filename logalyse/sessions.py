@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .enrich import is_asset_sql
 from .errors import ConfigError
-from .store import SESSION_GAP_SECONDS, sessionise_sql
+from .store import DAY_KEY_SPAN, SESSION_GAP_SECONDS, sessionise_sql
 
 DEFAULT_GAP = timedelta(seconds=SESSION_GAP_SECONDS)  # the stored sessions' gap
 
@@ -96,8 +96,6 @@ class Scope:
 
 #: What `sessions_from` yields: the `sessions` table's columns, and these two.
 DERIVED = "date_diff('second', start, finish) AS seconds, pageviews = 1 AS bounce"
-#: A day key covers at most 25 hours (a DST day): no session is longer.
-_LONGEST = timedelta(hours=26)
 
 
 def stored(scope: Scope) -> bool:
@@ -145,8 +143,8 @@ def sessions_from(scope: Scope) -> str:
     # starts in the period may end after it), then keep the sessions starting in it.
     wide = replace(
         scope,
-        since=scope.since - _LONGEST if scope.since else None,
-        until=scope.until + _LONGEST if scope.until else None,
+        since=scope.since - DAY_KEY_SPAN if scope.since else None,
+        until=scope.until + DAY_KEY_SPAN if scope.until else None,
     )
     sql = sessionise_sql(wide.where("r", pages=True), int(scope.gap.total_seconds()))
     scope.params.extend(wide.take())

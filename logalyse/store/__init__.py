@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from .db import DEFAULT_LOCK_TIMEOUT, Store, default_db_path
 from .schema import (
+    DAY_KEY_SPAN,
     ENRICHED_COLUMNS,
     REQUEST_COLUMNS,
     SCHEMA_VERSION,
     SESSION_GAP_SECONDS,
     dirty_window,
+    remake_all_sessions,
     remake_dirty_sessions,
     sessionise_sql,
 )
+from .tx import transaction
 
 __all__ = [
+    "DAY_KEY_SPAN",
     "DEFAULT_LOCK_TIMEOUT",
     "ENRICHED_COLUMNS",
     "REQUEST_COLUMNS",
@@ -22,6 +26,8 @@ __all__ = [
     "Store",
     "default_db_path",
     "dirty_window",
+    "remake_all_sessions",
     "remake_dirty_sessions",
     "sessionise_sql",
+    "transaction",
 ]

@@ -22,6 +22,7 @@ import duckdb
 
 from ..errors import StoreError, StoreLockedError
 from .schema import MIGRATIONS, SCHEMA_VERSION
+from .tx import transaction
 
 DEFAULT_LOCK_TIMEOUT = 10.0
 DEFAULT_MEMORY_LIMIT = "1GB"
@@ -217,21 +218,19 @@ class Store:
     def migrate(self, current: int) -> None:
         """Apply every migration after `current`, each in its own transaction."""
         for version in range(current + 1, SCHEMA_VERSION + 1):
-            self.con.execute("BEGIN")
             try:
-                for stmt in MIGRATIONS[version]:
-                    self.con.execute(stmt)
-                self.con.execute(
-                    "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(version)]
-                )
-                if version == 1:
+                with transaction(self.con):
+                    for stmt in MIGRATIONS[version]:
+                        self.con.execute(stmt)
                     self.con.execute(
-                        "INSERT INTO meta VALUES "
-                        "('created_at', strftime(now(), '%Y-%m-%dT%H:%M:%SZ'))"
+                        "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(version)]
                     )
-                self.con.execute("COMMIT")
+                    if version == 1:
+                        self.con.execute(
+                            "INSERT INTO meta VALUES "
+                            "('created_at', strftime(now(), '%Y-%m-%dT%H:%M:%SZ'))"
+                        )
             except duckdb.Error as e:
-                self.con.execute("ROLLBACK")
                 raise StoreError(f"migrating {self.path} to version {version} failed: {e}") from e
 
     # -- queries -----------------------------------------------------------------

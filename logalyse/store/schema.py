@@ -9,9 +9,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from .tx import transaction
+
 SCHEMA_VERSION = 2
 #: The gap that ends a session in the stored `sessions` table (reports may ask for another).
 SESSION_GAP_SECONDS = 30 * 60
+#: The longest a day key can last (a 25-hour DST day), with a margin: no visitor id, so no
+#: session, spans more.
+DAY_KEY_SPAN = timedelta(hours=26)
 
 _V1 = (
     """
@@ -134,8 +139,8 @@ def sessionise_sql(where: str = "r.is_pageview", gap: int = SESSION_GAP_SECONDS)
     """
 
 
-# Sessions, kept up to date by every import for the visitors it touched, so that reports
-# read ~1 row per session instead of sorting every pageview.
+# Sessions, so that reports read ~1 row per session instead of sorting every pageview.
+# Each import run makes again those of the time window it touched (remake_dirty_sessions).
 _V2 = (
     """
     CREATE TABLE sessions (
@@ -205,27 +210,28 @@ def dirty_window(db: Any) -> tuple[datetime, datetime] | None:
 
 def remake_dirty_sessions(db: Any) -> None:
     """Make again, in one transaction, every session that may involve the requests of the
-    dirty window, then clear the mark. A visitor id lives one day (25 hours at most), so
-    sessions starting within 26 h of the window are made from requests within 52 h."""
+    dirty window, then clear the mark. A visitor id lives one day key (25 hours at most),
+    so sessions starting within a day span of the window are made from requests within
+    two."""
     window = dirty_window(db)
     if window is None:
         return
     lo, hi = window
-    near = (lo - timedelta(hours=26), hi + timedelta(hours=26))
-    wide = (lo - timedelta(hours=52), hi + timedelta(hours=52))
-    db.execute("BEGIN")
-    try:
+    near = (lo - DAY_KEY_SPAN, hi + DAY_KEY_SPAN)
+    wide = (lo - 2 * DAY_KEY_SPAN, hi + 2 * DAY_KEY_SPAN)
+    with transaction(db):
         db.execute("DELETE FROM sessions WHERE start >= $1 AND start <= $2", list(near))
+        fresh = sessionise_sql("r.is_pageview AND r.ts >= $1 AND r.ts <= $2")
         db.execute(
-            f"INSERT INTO sessions SELECT * FROM ({sessionise_sql(WIDE_WHERE)}) "
-            "WHERE start >= $3 AND start <= $4",
+            f"INSERT INTO sessions SELECT * FROM ({fresh}) WHERE start >= $3 AND start <= $4",
             [*wide, *near],
         )
         db.execute("DELETE FROM meta WHERE key = 'sessions_dirty'")
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
 
 
-WIDE_WHERE = "r.is_pageview AND r.ts >= $1 AND r.ts <= $2"
+def remake_all_sessions(db: Any) -> None:
+    """Make every stored session again (within the caller's transaction), after the rules
+    that classify requests changed."""
+    db.execute("DELETE FROM sessions")
+    db.execute(f"INSERT INTO sessions {sessionise_sql()}")
+    db.execute("DELETE FROM meta WHERE key = 'sessions_dirty'")
