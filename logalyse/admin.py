@@ -101,19 +101,6 @@ def prune(
     return stats
 
 
-def _single(name: str, title: str, items: Sequence[tuple[str, str, str, object]]) -> Report:
-    """A one-record report: (key, label, kind, value) per line."""
-    return Report(
-        name,
-        title,
-        [Column("metric", "", "text"), Column("value", "", "mixed")],
-        [(label, value) for _, label, _, value in items],
-        single=True,
-        row_kinds=[kind for _, _, kind, _ in items],
-        record={key: value for key, _, _, value in items},
-    )
-
-
 def info(store: Store) -> list[Report]:
     """What the database holds: size, rows, days, open day keys, inputs, schema.
 
@@ -166,7 +153,7 @@ def info(store: Store) -> list[Report]:
         [(n, k, ln, b, _iso(t)) for n, k, ln, b, t in sources],
         empty="No input imported yet.",
     )
-    return [_single("database", f"Database {store.path}", items), inputs]
+    return [Report.of_record("database", f"Database {store.path}", items), inputs]
 
 
 def _iso(t: object) -> str | None:

@@ -7,7 +7,9 @@ are imported inside the commands so that `logalyse --help` starts fast.
 from __future__ import annotations
 
 import re
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -108,6 +110,34 @@ def site_option(fn: F) -> F:
     )(fn)
 
 
+def _stop_on_signals() -> threading.Event:
+    """An event that SIGTERM and SIGINT set: long-running commands stop cleanly at their
+    next check (a flag, not KeyboardInterrupt, which could land inside a DuckDB query)."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stop.set())
+    return stop
+
+
+def format_option(fn: F) -> F:
+    """--format table|json|csv|tsv and --json, for every command that prints a report."""
+    fn = click.option("--json", "as_json", is_flag=True, help="Shorthand for --format json.")(fn)
+    return click.option(
+        "--format",
+        "format_",
+        type=click.Choice(["table", "json", "csv", "tsv"], case_sensitive=False),
+        default="table",
+        show_default=True,
+        help="table on a terminal (no colour in a pipe), or json/csv/tsv for scripts.",
+    )(fn)
+
+
+def _render(reports: list[Any], format_: str, as_json: bool) -> None:
+    from .render import render
+
+    render(reports, "json" if as_json else format_.lower(), sys.stdout)
+
+
 def _given(ctx: click.Context, name: str) -> bool:
     """Whether a parameter came from the command line or the environment."""
     source = ctx.get_parameter_source(name)
@@ -163,13 +193,13 @@ def _defaults_for(
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 
 
-def parse_duration(text: str) -> timedelta:
-    """`90s`, `30m`, `2h`, `1d` (a bare number is hours)."""
+def parse_duration(text: str, unit: str = "h") -> timedelta:
+    """`90s`, `30m`, `2h`, `1d` (a bare number is in `unit`: hours unless told)."""
     m = _DURATION_RE.match(text)
     if not m:
         raise click.BadParameter(f"{text!r} is not a duration like 30m, 2h or 1d")
     n = float(m.group(1))
-    unit = m.group(2) or "h"
+    unit = m.group(2) or unit
     return timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: n})
 
 
@@ -454,22 +484,13 @@ def tail_command(target: str, every: str, **params: Any) -> None:
       logalyse tail /var/log/nginx/access.log
       docker compose logs -f --no-color nginx | logalyse tail -
     """
-    import signal
-    import threading
-
     from .store import Store
     from .tail import tail
 
     quiet, lock_timeout = params["quiet"], params["lock_timeout"]
     options = _import_options(params)
-    seconds = parse_duration(every if every[-1:].isalpha() else every + "s").total_seconds()
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, on_signal)
+    seconds = parse_duration(every, unit="s").total_seconds()
+    stop = _stop_on_signals()
     if target == "-":
         source: Path | BinaryIO = sys.stdin.buffer
     else:
@@ -544,24 +565,6 @@ def enrich_command(
 # -- upkeep --------------------------------------------------------------------------------
 
 
-def format_option(fn: F) -> F:
-    fn = click.option("--json", "as_json", is_flag=True, help="Shorthand for --format json.")(fn)
-    return click.option(
-        "--format",
-        "format_",
-        type=click.Choice(["table", "json", "csv", "tsv"], case_sensitive=False),
-        default="table",
-        show_default=True,
-        help="table on a terminal, or json/csv/tsv for scripts.",
-    )(fn)
-
-
-def _render(reports: list[Any], format_: str, as_json: bool) -> None:
-    from .render import render
-
-    render(reports, "json" if as_json else format_.lower(), sys.stdout)
-
-
 @cli.group("config", context_settings=CONTEXT_SETTINGS)
 def config_group() -> None:
     """The configuration file and the settings in effect."""
@@ -577,20 +580,18 @@ def config_show(ctx: click.Context, format_: str, as_json: bool) -> None:
     default. Keys of the file are the names in the first column.
     """
     from .admin import config_report
-    from .config import effective
+    from .config import Setting, effective
+    from .store import default_db_path
 
     root = ctx.find_root()
     obj = root.obj or {}
     flags = {"db": root.params.get("db_path")} if _given(root, "db_path") else {}
-    settings = effective(obj.get("config", {}), obj["config_path"], flags=flags)
-    from .config import Setting
-    from .store import default_db_path
-
     settings = [
+        # The db's default is a path only the store knows.
         Setting("db", str(default_db_path()), "default")
         if s.key == "db" and s.origin == "default"
         else s
-        for s in settings
+        for s in effective(obj.get("config", {}), obj["config_path"], flags=flags)
     ]
     _render(config_report(settings, obj["config_path"]), format_, as_json)
 
@@ -664,8 +665,6 @@ def top_command(
       logalyse top --minutes 15 --once --json
     """
     import io
-    import signal
-    import threading
 
     from .reports.live import live
     from .store import Store
@@ -686,7 +685,7 @@ def top_command(
 
     from .render.text import render_table
 
-    seconds = parse_duration(every if every[-1:].isalpha() else every + "s").total_seconds()
+    seconds = parse_duration(every, unit="s").total_seconds()
     console = Console(highlight=False)
 
     def frame() -> Text:
@@ -694,11 +693,7 @@ def top_command(
         render_table(view(), buf, color=True)
         return Text.from_ansi(buf.getvalue() + "Ctrl-C to quit")
 
-    # Ctrl-C is how one leaves top: not a failure. A flag, not KeyboardInterrupt, which
-    # could land inside a DuckDB query.
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda signum, frame: stop.set())
+    stop = _stop_on_signals()  # Ctrl-C is how one leaves top: not a failure
     with Live(frame(), console=console, auto_refresh=False, screen=False) as screen:
         while not stop.wait(seconds):
             screen.update(frame(), refresh=True)
@@ -762,15 +757,7 @@ def report_options(fn: F) -> F:
             envvar="LOGALYSE_GAP",
             help="Idle time that ends a session.",
         ),
-        click.option(
-            "--format",
-            "format_",
-            type=click.Choice(["table", "json", "csv", "tsv"], case_sensitive=False),
-            default="table",
-            show_default=True,
-            help="table on a terminal (no colour in a pipe), or json/csv/tsv for scripts.",
-        ),
-        click.option("--json", "as_json", is_flag=True, help="Shorthand for --format json."),
+        format_option,
         db_option,
     ]
     for option in reversed(options):
@@ -812,10 +799,7 @@ def _run_report(name: str, params: dict[str, Any]) -> None:
     fn = REPORTS[name]
     with Store(_resolve_db(params["db_path"]), read_only=True) as store:
         reports = fn(store, scope)
-    from .render import render
-
-    fmt = "json" if params["as_json"] else params["format_"].lower()
-    render(reports, fmt, sys.stdout)
+    _render(reports, params["format_"], params["as_json"])
 
 
 def _add_report_command(name: str, help_text: str) -> None:

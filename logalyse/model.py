@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -102,6 +103,27 @@ class Report:
     row_kinds: list[str] = field(default_factory=list)
     #: For a single report: the one record that json/csv/tsv print.
     record: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def of_record(
+        cls, name: str, title: str, items: Sequence[tuple[str, str, str, object]]
+    ) -> Report:
+        """A one-record report, shown as a two-column table: (key, label, kind, value) for
+        each line; json/csv/tsv print the record by key.
+
+        Example:
+            >>> Report.of_record("now", "Now", [("requests", "Requests", "int", 3)]).record
+            {'requests': 3}
+        """
+        return cls(
+            name,
+            title,
+            [Column("metric", "", "text"), Column("value", "", "mixed")],
+            [(label, value) for _, label, _, value in items],
+            single=True,
+            row_kinds=[kind for _, _, kind, _ in items],
+            record={key: value for key, _, _, value in items},
+        )
 
     def records(self) -> list[dict[str, object]]:
         """Rows as dicts keyed by column key, without the bars (what json/csv get)."""

@@ -57,7 +57,7 @@ def live(
         ).fetchall()
     seconds = minutes * 60
     label = f"last {minutes} min to {now:%Y-%m-%d %H:%M:%S} UTC"
-    items = [
+    items: list[tuple[str, str, str, object]] = [
         ("requests", "Requests", "int", requests),
         ("requests_per_second", "Requests/s", "float", requests / seconds),
         ("pageviews", "Pageviews", "int", pageviews),
@@ -66,15 +66,7 @@ def live(
     ]
     empty = f"Nothing in the {label}."
     return [
-        Report(
-            "now",
-            f"Live: {label}",
-            [Column("metric", "", "text"), Column("value", "", "mixed")],
-            [(lbl, v) for _, lbl, _, v in items],
-            single=True,
-            row_kinds=[k for _, _, k, _ in items],
-            record={k: v for k, _, _, v in items},
-        ),
+        Report.of_record("now", f"Live: {label}", items),
         Report(
             "minutes",
             "Per minute",
