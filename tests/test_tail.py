@@ -3,6 +3,7 @@ logrotate, a stream ending, SIGTERM, reports from another process, a restart."""
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import signal
@@ -63,6 +64,16 @@ def logalyse(*args: str, **kw: object) -> subprocess.Popen[bytes]:
     )
 
 
+def run(db: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[bytes]:
+    """`logalyse --db DB ARGS...` to its end, as a shell runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "logalyse", "--db", str(db), *args],
+        input=None if stdin is None else stdin.encode(),
+        capture_output=True,
+        timeout=120,
+    )
+
+
 @pytest.fixture
 def follow(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     """Start `logalyse tail` on tmp/access.log (or given args); stopped at the end."""
@@ -110,20 +121,8 @@ def test_follows_logrotate_create_mode(
     with Store(db, read_only=True) as store:
         assert store.query("SELECT count(DISTINCT path) FROM requests") == [(160,)]
     # A later import of every file adds nothing: tail and import share checkpoints.
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "logalyse",
-            "--db",
-            str(db),
-            "import",
-            *map(str, tmp_path.glob("access.log*")),
-        ],
-        capture_output=True,
-        check=True,
-    )
-    assert "imported 0 lines" in out.stderr.decode()
+    out = run(db, "import", *map(str, tmp_path.glob("access.log*")))
+    assert out.returncode == 0 and "imported 0 lines" in out.stderr.decode()
 
 
 def test_follows_logrotate_copytruncate(
@@ -172,22 +171,12 @@ def test_stream_is_read_until_it_ends(tmp_path: Path) -> None:
     stream += "".join(
         f"nginx-1  | 2026-11-01T10:01:{n:02d}.000000000Z {line(n + 100)}" for n in range(10)
     )
-    r = subprocess.run(
-        [sys.executable, "-m", "logalyse", "--db", str(db), "tail", "--every", EVERY, "-"],
-        input=stream.encode(),
-        capture_output=True,
-        timeout=60,
-    )
+    r = run(db, "tail", "--every", EVERY, "-", stdin=stream)
     assert r.returncode == 0, r.stderr.decode()
     assert stored(db) == 50
     assert "2 non-access" in r.stderr.decode()
     # The same stream again (docker compose logs replays history): nothing twice.
-    again = subprocess.run(
-        [sys.executable, "-m", "logalyse", "--db", str(db), "tail", "-"],
-        input=stream.encode(),
-        capture_output=True,
-        timeout=60,
-    )
+    again = run(db, "tail", "-", stdin=stream)
     assert again.returncode == 0
     assert stored(db) == 50
 
@@ -218,13 +207,9 @@ def test_reports_run_while_tail_runs(
     seen = []
     for k in range(5):
         append(log, 21 + 10 * k, 30 + 10 * k)
-        r = subprocess.run(
-            [sys.executable, "-m", "logalyse", "--db", str(db), "report", "overview", "--json"],
-            capture_output=True,
-            timeout=60,
-        )
+        r = run(db, "report", "overview", "--json")
         assert r.returncode == 0, r.stderr.decode()
-        seen.append(int(__import__("json").loads(r.stdout)["requests"]))
+        seen.append(int(json.loads(r.stdout)["requests"]))
     stop(p)
     assert seen == sorted(seen) and 20 <= seen[0] and seen[-1] <= 70
     assert stored(db) == 70
@@ -255,21 +240,7 @@ def test_an_import_while_tail_runs_exits_locked(
     append(log, 1, 10)
     p = follow()
     wait_for(lambda: stored(db) == 10)
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "logalyse",
-            "--db",
-            str(db),
-            "import",
-            "--lock-timeout",
-            "0.5",
-            str(log),
-        ],
-        capture_output=True,
-        timeout=60,
-    )
+    r = run(db, "import", "--lock-timeout", "0.5", str(log))
     assert r.returncode == ExitCode.LOCKED
     assert "another" in r.stderr.decode()
     stop(p)
@@ -336,19 +307,13 @@ def test_top_shows_the_last_minutes(tmp_path: Path) -> None:
     append(log, 1, 400)  # 00:00:01 to 00:06:40; the last 5 minutes: lines 101-400
     with Store(db) as store:
         ingest(store, [log])
-    r = subprocess.run(
-        [sys.executable, "-m", "logalyse", "--db", str(db), "top", "--json"],
-        capture_output=True,
-        timeout=60,
-    )
+    r = run(db, "top", "--json")
     assert r.returncode == 0, r.stderr.decode()
-    doc = __import__("json").loads(r.stdout)
+    doc = json.loads(r.stdout)
     assert doc["now"]["requests"] == 300 and doc["now"]["pageviews"] == 300
     assert doc["now"]["requests_per_second"] == 1.0
     assert sum(m["requests"] for m in doc["minutes"]) == 300
-    table = subprocess.run(
-        [sys.executable, "-m", "logalyse", "--db", str(db), "top"], capture_output=True, timeout=60
-    )
+    table = run(db, "top")
     assert b"Requests/s" in table.stdout and b"\x1b" not in table.stdout
 
 
