@@ -33,7 +33,7 @@ def build_store(copies: int = 4) -> Path:
     )
     import duckdb
 
-    from logalyse.store import sessionise_sql
+    from logalyse.store import remake_all_sessions
 
     con = duckdb.connect(str(tmp))
     cols = [r[0] for r in con.execute("DESCRIBE requests").fetchall()]
@@ -49,9 +49,7 @@ def build_store(copies: int = 4) -> Path:
             for c in cols
         )
         con.execute(f"INSERT INTO requests SELECT {select} FROM requests WHERE line_no < 10000000")
-    # The copies bypassed the import, which keeps sessions: make them all again.
-    con.execute("DELETE FROM sessions")
-    con.execute(f"INSERT INTO sessions {sessionise_sql()}")
+    remake_all_sessions(con)  # the copies bypassed the import, which keeps sessions
     con.execute("CHECKPOINT")
     con.close()
     tmp.rename(db)
