@@ -1,6 +1,6 @@
 """The `logalyse` command: parse options, call the library, render, map errors to exit codes.
 
-Each command is a thin shell over a library function; heavy modules (duckdb, pyarrow)
+Each command is a thin shell over a library function; heavy modules (duckdb, ua-parser)
 are imported inside the commands so that `logalyse --help` starts fast.
 """
 

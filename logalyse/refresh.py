@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import pyarrow as pa
-
 from .enrich import (
     DEFAULT_ASSET_EXTENSIONS,
     DEFAULT_NON_PAGES,
@@ -23,7 +21,7 @@ from .enrich import (
     pageview_sql,
     source_sql,
 )
-from .store import Store, remake_all_sessions, transaction
+from .store import Store, columns_sql, remake_all_sessions, transaction
 
 
 @dataclass
@@ -70,44 +68,36 @@ def refresh(
             ).fetchall()
         ]
         kinds = [classify_host(h) for h in hosts]
-        db.register(
-            "agents",
-            pa.table(
-                {
-                    "id": pa.array([i for i, _ in agents], pa.int32()),
-                    "browser": pa.array([a.browser for a in classified], pa.string()),
-                    "browser_major": pa.array([a.browser_major for a in classified], pa.string()),
-                    "os": pa.array([a.os for a in classified], pa.string()),
-                    "device": pa.array([a.device for a in classified], pa.string()),
-                    "is_bot": pa.array([a.is_bot for a in classified], pa.bool_()),
-                    "bot_name": pa.array([a.bot_name for a in classified], pa.string()),
-                }
-            ),
+        agents_sql, agent_params = columns_sql(
+            "a",
+            id=("INTEGER", [i for i, _ in agents]),
+            browser=("VARCHAR", [a.browser for a in classified]),
+            browser_major=("VARCHAR", [a.browser_major for a in classified]),
+            os=("VARCHAR", [a.os for a in classified]),
+            device=("VARCHAR", [a.device for a in classified]),
+            is_bot=("BOOLEAN", [a.is_bot for a in classified]),
+            bot_name=("VARCHAR", [a.bot_name for a in classified]),
         )
-        db.register(
-            "refs",
-            pa.table(
-                {
-                    "host": pa.array(hosts, pa.string()),
-                    "kind": pa.array([k for k, _ in kinds], pa.string()),
-                    "name": pa.array([n for _, n in kinds], pa.string()),
-                }
-            ),
+        refs_sql, ref_params = columns_sql(
+            "f",
+            host=("VARCHAR", hosts),
+            kind=("VARCHAR", [k for k, _ in kinds]),
+            name=("VARCHAR", [n for _, n in kinds]),
         )
         kind, name = source_sql(
             "f.kind", "f.name", "r.utm_source", "r.referrer_host", "r.host", sorted(own)
         )
         is_asset = is_asset_sql("r.path", asset_extensions, non_pages)
         pageview = pageview_sql("u.is_bot", "r.method", "r.status", is_asset)
-        try:
-            with transaction(db):
-                db.execute(
-                    "UPDATE user_agents AS u SET browser = a.browser, "
-                    "browser_major = a.browser_major, os = a.os, device = a.device, "
-                    "is_bot = a.is_bot, bot_name = a.bot_name FROM agents a WHERE u.id = a.id"
-                )
-                (n,) = db.execute(
-                    f"""
+        with transaction(db):
+            db.execute(
+                "UPDATE user_agents AS u SET browser = a.browser, "
+                "browser_major = a.browser_major, os = a.os, device = a.device, "
+                f"is_bot = a.is_bot, bot_name = a.bot_name FROM {agents_sql} WHERE u.id = a.id",
+                agent_params,
+            )
+            (n,) = db.execute(
+                f"""
                     UPDATE requests AS r SET
                         is_bot = x.is_bot, is_pageview = x.is_pageview,
                         source_kind = x.source_kind, source_name = x.source_name
@@ -115,21 +105,19 @@ def refresh(
                         SELECT r.rowid AS rid, u.is_bot, {pageview} AS is_pageview,
                             {kind} AS source_kind, {name} AS source_name
                         FROM requests r JOIN user_agents u ON u.id = r.ua_id
-                        LEFT JOIN refs f ON f.host = r.referrer_host
+                        LEFT JOIN {refs_sql} ON f.host = r.referrer_host
                         {"" if everything else "WHERE r.is_bot IS NULL OR r.source_kind IS NULL"}
                     ) x WHERE r.rowid = x.rid
-                    """
-                ).fetchall()[0]
-                if own:
-                    db.execute(
-                        "INSERT OR REPLACE INTO meta VALUES ('site_hosts', ?)",
-                        [",".join(sorted(own))],
-                    )
-                if n or agents:  # pageviews, sources or devices changed: so may sessions
-                    remake_all_sessions(db)
-        finally:
-            db.unregister("agents")
-            db.unregister("refs")
+                    """,
+                ref_params,
+            ).fetchall()[0]
+            if own:
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('site_hosts', ?)",
+                    [",".join(sorted(own))],
+                )
+            if n or agents:  # pageviews, sources or devices changed: so may sessions
+                remake_all_sessions(db)
         stats.user_agents = len(agents)
         stats.requests = int(n)
         (stats.without_country,) = db.execute(

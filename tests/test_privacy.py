@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -31,6 +30,7 @@ from logalyse.privacy import (
     visitor_id,
     visitor_id_sql,
 )
+from logalyse.store import columns_sql
 
 
 @pytest.fixture(scope="module")
@@ -104,20 +104,16 @@ def test_sql_visitor_id_equals_python(key: bytes, address: str, ua: str, host: s
     if "\0" in address + ua + host:
         return  # never in a parsed field
     ipad, opad = hmac_pads(key)
-    con.register(
+    t, params = columns_sql(
         "t",
-        pa.table(
-            {
-                "ipad": pa.array([ipad], pa.binary()),
-                "opad": pa.array([opad], pa.binary()),
-                "a": [address],
-                "u": [ua],
-                "h": [host],
-            }
-        ),
+        ipad=("BLOB", [ipad]),
+        opad=("BLOB", [opad]),
+        a=("VARCHAR", [address]),
+        u=("VARCHAR", [ua]),
+        h=("VARCHAR", [host]),
     )
     (got,) = con.execute(
-        f"SELECT {visitor_id_sql('ipad', 'opad', 'a', 'u', 'h')} FROM t"
+        f"SELECT {visitor_id_sql('ipad', 'opad', 'a', 'u', 'h')} FROM {t}", params
     ).fetchall()[0]
     assert got == visitor_id(key, address, ua, host)
 

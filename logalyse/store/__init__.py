@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .columns import columns_sql
 from .db import DEFAULT_LOCK_TIMEOUT, Store, default_db_path
 from .schema import (
     DAY_KEY_SPAN,
@@ -24,6 +25,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "SESSION_GAP_SECONDS",
     "Store",
+    "columns_sql",
     "default_db_path",
     "dirty_window",
     "remake_all_sessions",

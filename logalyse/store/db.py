@@ -221,7 +221,10 @@ class Store:
             try:
                 with transaction(self.con):
                     for stmt in MIGRATIONS[version]:
-                        self.con.execute(stmt)
+                        if callable(stmt):
+                            stmt(self.con)
+                        else:
+                            self.con.execute(stmt)
                     self.con.execute(
                         "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(version)]
                     )

@@ -6,6 +6,7 @@ Each runs in one transaction with the version bump, so a crash leaves either ver
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -161,11 +162,11 @@ _V2 = (
         device VARCHAR
     )
     """,
-    f"INSERT INTO sessions {sessionise_sql()}",
+    lambda db: insert_sessions(db),
 )
 
 #: version -> statements bringing the previous version to it.
-MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1, 2: _V2}
+MIGRATIONS: dict[int, tuple[str | Callable[[Any], None], ...]] = {1: _V1, 2: _V2}
 
 #: Columns of `requests` written by the import, in insert order.
 REQUEST_COLUMNS = (
@@ -199,6 +200,36 @@ ENRICHED_COLUMNS = (
 )
 
 
+#: Pageviews sessionised per statement: memory stays bounded whatever the store's size.
+SESSION_CHUNK_PAGEVIEWS = 150_000
+
+
+def insert_sessions(
+    db: Any,
+    where: str = "r.is_pageview",
+    params: Sequence[Any] = (),
+    *,
+    keep: str = "TRUE",
+    keep_params: Sequence[Any] = (),
+) -> None:
+    """Insert the sessions of the requests `r` matching `where` (those passing `keep`).
+
+    A session never spans two visitors, so visitors are split into buckets of about
+    SESSION_CHUNK_PAGEVIEWS pageviews, one statement each: the sort that finds sessions
+    then needs memory for one bucket, not for the whole window.
+    """
+    (pageviews,) = db.execute(
+        f"SELECT count(*) FROM requests r WHERE {where}", list(params)
+    ).fetchall()[0]
+    buckets = max(1, -(-pageviews // SESSION_CHUNK_PAGEVIEWS))
+    for i in range(buckets):
+        part = f"({where}) AND hash(r.visitor_id) % {buckets} = {i}" if buckets > 1 else where
+        db.execute(
+            f"INSERT INTO sessions SELECT * FROM ({sessionise_sql(part)}) WHERE {keep}",
+            [*params, *keep_params],
+        )
+
+
 def dirty_window(db: Any) -> tuple[datetime, datetime] | None:
     """The time window whose stored sessions may be stale (an import ran or is running)."""
     rows = db.execute("SELECT value FROM meta WHERE key = 'sessions_dirty'").fetchall()
@@ -221,10 +252,12 @@ def remake_dirty_sessions(db: Any) -> None:
     wide = (lo - 2 * DAY_KEY_SPAN, hi + 2 * DAY_KEY_SPAN)
     with transaction(db):
         db.execute("DELETE FROM sessions WHERE start >= $1 AND start <= $2", list(near))
-        fresh = sessionise_sql("r.is_pageview AND r.ts >= $1 AND r.ts <= $2")
-        db.execute(
-            f"INSERT INTO sessions SELECT * FROM ({fresh}) WHERE start >= $3 AND start <= $4",
-            [*wide, *near],
+        insert_sessions(
+            db,
+            "r.is_pageview AND r.ts >= $1 AND r.ts <= $2",
+            wide,
+            keep="start >= $3 AND start <= $4",
+            keep_params=near,
         )
         db.execute("DELETE FROM meta WHERE key = 'sessions_dirty'")
 
@@ -233,5 +266,5 @@ def remake_all_sessions(db: Any) -> None:
     """Make every stored session again (within the caller's transaction), after the rules
     that classify requests changed."""
     db.execute("DELETE FROM sessions")
-    db.execute(f"INSERT INTO sessions {sessionise_sql()}")
+    insert_sessions(db)
     db.execute("DELETE FROM meta WHERE key = 'sessions_dirty'")
