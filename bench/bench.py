@@ -29,17 +29,23 @@ DATA = HERE / ".data"
 
 
 def ensure_log(lines: int) -> Path:
-    from logalyse.loggen import write_log
-
     path = DATA / f"access-{lines // 1000}k.log"
     if not path.exists():
         DATA.mkdir(parents=True, exist_ok=True)
         print(f"writing {path} ({lines:,} lines, once)...", file=sys.stderr)
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            write_log(f, lines, seed=1, days=7)
-        tmp.rename(path)
+        # In a child process: a command this one starts later reports, as its peak RSS,
+        # at least this process's own peak (Linux keeps it across fork and exec).
+        subprocess.run([sys.executable, __file__, "--write-log", str(lines), str(path)], check=True)
     return path
+
+
+def write_log(lines: int, path: Path) -> None:
+    from logalyse.loggen import write_log
+
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        write_log(f, lines, seed=1, days=7)
+    tmp.rename(path)
 
 
 def city_geoip() -> Path | None:
@@ -52,15 +58,18 @@ def city_geoip() -> Path | None:
 
 def default_geoip() -> Path | None:
     """A real-size Country database (what logalyse needs), derived once from the City one."""
-    from country_db import build
-
     city = city_geoip()
     if city is None:
         return None
     out = DATA / "GeoLite2-Country-derived.mmdb"
     if not out.exists():
         DATA.mkdir(parents=True, exist_ok=True)
-        build(city, out)
+        # In a child process, for the same reason as ensure_log.
+        code = f"import sys; sys.path.insert(0, {str(HERE)!r}); import country_db; "
+        code += (
+            f"from pathlib import Path; country_db.build(Path({str(city)!r}), Path({str(out)!r}))"
+        )
+        subprocess.run([sys.executable, "-c", code], check=True)
     return out
 
 
@@ -75,6 +84,9 @@ def run(args: list[str]) -> tuple[float, int, int]:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--write-log"]:
+        write_log(int(sys.argv[2]), Path(sys.argv[3]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)

@@ -14,7 +14,7 @@ from logalyse.admin import Age, info, parse_age, prune
 from logalyse.cli import cli
 from logalyse.config import KEYS
 from logalyse.ingest import ingest
-from logalyse.store import Store
+from logalyse.store import SCHEMA_VERSION, Store
 
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0"
 
@@ -137,7 +137,7 @@ def test_prune_and_db_info_commands(tmp_path: Path, log: Path, runner: CliRunner
     doc = json.loads(r.output)
     db_info = doc["database"]
     assert (db_info["requests"], db_info["sessions"], db_info["days"]) == (5, 5, 5)
-    assert db_info["schema_version"] == 2 and db_info["size_bytes"] > 0
+    assert db_info["schema_version"] == SCHEMA_VERSION and db_info["size_bytes"] > 0
     assert db_info["first_request"] == "2025-10-01 10:00:00"
     assert db_info["open_day_keys"] == "2026-11-02"  # the others are closed
     assert db_info["closed_days"] == 4

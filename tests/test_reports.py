@@ -4,6 +4,8 @@ filters; json/csv/tsv; text from logs shown literally; empty stores."""
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import io
 import json
 import subprocess
@@ -16,10 +18,11 @@ from click.testing import CliRunner
 
 from logalyse.cli import REPORT_HELP, cli
 from logalyse.ingest import ImportOptions, ingest
+from logalyse.privacy import visitor_id
 from logalyse.refresh import refresh
 from logalyse.reports import REPORTS
 from logalyse.sessions import Scope, period
-from logalyse.store import Store, sessionise_sql
+from logalyse.store import SCHEMA_VERSION, Store, sessionise_sql
 
 from .conftest import LOGS
 
@@ -240,8 +243,33 @@ def test_stored_sessions_are_remade_by_refresh_and_migration(crafted: Path) -> N
         store.query("DROP TABLE sessions")
         store.query("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     with Store(crafted) as store:
-        assert store.query("SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+        version = store.query("SELECT value FROM meta WHERE key = 'schema_version'")
+        assert version == [(str(SCHEMA_VERSION),)]
         assert _stored_matches_recomputed(store) == 5
+
+
+def test_migration_keeps_visitor_ids_as_the_import_now_computes_them(crafted: Path) -> None:
+    """A version-2 store kept 64-bit ids; version 3 keeps their first 32 bits, which is
+    what the import computes now, so a visitor seen before and after the upgrade (the
+    same day key) stays one visitor."""
+    with Store(crafted) as store:
+        before = store.query("SELECT line_no, visitor_id FROM requests ORDER BY line_no")
+        assert len({v for _, v in before}) > 1
+        # Back to a version-2 store: 64-bit ids whose first 32 bits are today's ids.
+        for table in ("requests", "sessions"):
+            store.query(
+                f"ALTER TABLE {table} ALTER visitor_id SET DATA TYPE BIGINT "
+                "USING visitor_id::BIGINT * 4294967296 + 12345"
+            )
+        store.query("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    with Store(crafted) as store:
+        after = store.query("SELECT line_no, visitor_id FROM requests ORDER BY line_no")
+        assert after == before
+        assert _stored_matches_recomputed(store) == 5
+    key = bytes(range(32))
+    digest = hmac.new(key, b"203.0.113.9\0curl/8\0example.com", hashlib.sha256).digest()
+    old = int.from_bytes(digest[:8], "big", signed=True)  # what version 2 stored
+    assert visitor_id(key, "203.0.113.9", "curl/8", "example.com") == old >> 32
 
 
 def test_stored_and_computed_sessions_agree_in_reports(crafted: Path) -> None:

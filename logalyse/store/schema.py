@@ -12,7 +12,7 @@ from typing import Any
 
 from .tx import transaction
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: The gap that ends a session in the stored `sessions` table (reports may ask for another).
 SESSION_GAP_SECONDS = 30 * 60
 #: The longest a day key can last (a 25-hour DST day), with a margin: no visitor id, so no
@@ -63,7 +63,7 @@ _V1 = (
     """
     CREATE TABLE requests (
         ts TIMESTAMP NOT NULL,          -- UTC
-        visitor_id BIGINT NOT NULL,     -- HMAC-SHA256(day key; address, user agent, host), 64 bits
+        visitor_id BIGINT NOT NULL,     -- HMAC-SHA256(day key; address, UA, host); INTEGER in v3
         host VARCHAR,
         method VARCHAR,
         path VARCHAR,
@@ -165,8 +165,25 @@ _V2 = (
     lambda db: insert_sessions(db),
 )
 
+
+def _visitor_ids_to_32_bits(db: Any) -> None:
+    """Cut stored 64-bit visitor ids to their first 32 bits, which is what the import
+    computes now: a visitor keeps their id across the upgrade."""
+    (kind,) = db.execute(
+        "SELECT data_type FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND table_name = 'requests' AND column_name = 'visitor_id'"
+    ).fetchall()[0]
+    cut = "(visitor_id >> 32)::INTEGER" if kind == "BIGINT" else "visitor_id::INTEGER"
+    for table in ("requests", "sessions"):
+        db.execute(f"ALTER TABLE {table} ALTER visitor_id SET DATA TYPE INTEGER USING {cut}")
+
+
+# Visitor ids cut to 32 bits: most of the stored bytes of a request were its id, and
+# 32 bits still tell a day's visitors apart (see privacy.visitor_id).
+_V3 = (_visitor_ids_to_32_bits,)
+
 #: version -> statements bringing the previous version to it.
-MIGRATIONS: dict[int, tuple[str | Callable[[Any], None], ...]] = {1: _V1, 2: _V2}
+MIGRATIONS: dict[int, tuple[str | Callable[[Any], None], ...]] = {1: _V1, 2: _V2, 3: _V3}
 
 #: Columns of `requests` written by the import, in insert order.
 REQUEST_COLUMNS = (
