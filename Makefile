@@ -50,6 +50,8 @@ demo: $(BIN)/.installed
 ## bench: import speed and memory (1M lines), reports on a 5M store, tail's memory over a stream
 bench: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet maxminddb-geolite2
+	@# Bytecode as an installed package has it, even where PYTHONDONTWRITEBYTECODE is set.
+	$(BIN)/python -m compileall -q logalyse
 	$(BIN)/python bench/bench.py
 	$(BIN)/python bench/bench_reports.py
 	$(BIN)/python bench/bench_tail.py --minutes 3

@@ -13,7 +13,6 @@ transaction. A crash at any moment loses nothing and a rerun counts nothing twic
 from __future__ import annotations
 
 import collections
-import ctypes
 import itertools
 import json
 import re
@@ -23,12 +22,11 @@ import time
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
@@ -140,6 +138,9 @@ class StreamInput:
 Input = Path | StreamInput
 
 
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt() parameter
 
 
@@ -154,6 +155,8 @@ def _keep_mmap_threshold() -> None:
     """
     if sys.platform != "linux":
         return
+    import ctypes
+
     try:
         ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, 128 << 10)
     except (OSError, AttributeError):
@@ -441,7 +444,6 @@ class Importer:
         on_reject: RejectFn | None = None,
         hold_seconds: float = HOLD_SECONDS,
     ) -> None:
-        _keep_mmap_threshold()
         self.store = store
         self.options = options
         self.on_progress = on_progress
@@ -456,7 +458,7 @@ class Importer:
         # spread over both cores would only fight them.
         self.con.execute("SET threads = 1")
         self._committer = _Committer(store, hold_seconds)
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="logalyse-parse")
+        self._pool: ThreadPoolExecutor | None = None  # made when a first block comes
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._ua_ids: dict[str, int] = {}
@@ -526,7 +528,8 @@ class Importer:
 
     def close(self) -> None:
         """Let go of the parsing threads, the GeoIP reader and the in-memory tables."""
-        self._pool.shutdown()
+        if self._pool is not None:
+            self._pool.shutdown()
         if self.geo is not None:
             self.geo.close()
         self.con.execute("DROP TABLE IF EXISTS memory.main.uamap")
@@ -760,7 +763,7 @@ class Importer:
                 ends = line_ends(data, consumed)
                 nlines = len(ends)
                 self._bid += 1
-                future = self._pool.submit(
+                future = self._parse_pool().submit(
                     self._parse_batch, src, self._bid, data, src.queued_lines
                 )
                 self._ends[self._bid] = (src.queued_offset, src.queued_lines, ends)
@@ -777,6 +780,14 @@ class Importer:
             for _, future, _, _ in inflight:  # after an error: let running parses end first
                 if not future.cancel():
                     future.exception()
+
+    def _parse_pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor  # a run with nothing new: none
+
+            _keep_mmap_threshold()
+            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="logalyse-parse")
+        return self._pool
 
     def _parse_batch(self, src: _Source, bid: int, data: bytes | memoryview, lines: int) -> _Parsed:
         """(parsing thread) Parse a block into table b<bid>, its visitor ids into v<bid>.
