@@ -4,7 +4,7 @@ Per batch, DuckDB parses every line at once in the store's in-memory instance (w
 never spills: staged lines hold raw addresses). Python touches only distinct values:
 user agents, client addresses and (day, address, user agent, host) combinations.
 
-Two threads parse batches side by side (DuckDB parses one Arrow batch on one core).
+Two threads parse batches side by side (DuckDB parses one block's lines on one core).
 Parsed batches wait in in-memory tables until a whole DuckDB row group of requests is
 ready, then go to the database file together with the source's checkpoint, in one
 transaction. A crash at any moment loses nothing and a rerun counts nothing twice.
@@ -182,9 +182,9 @@ def line_ends(data: bytes | memoryview, consumed: int | None = None) -> array[in
 def load_lines(con: duckdb.DuckDBPyConnection, table: str, data: bytes | memoryview) -> None:
     r"""Create `table` (ln, line) from a block of newline-terminated lines.
 
-    The block goes to DuckDB as one string that DuckDB splits: a DuckDB table parses
-    about twice as fast as an Arrow one. Invalid UTF-8 is kept the way nginx writes it:
-    `\xNN`.
+    The block goes to DuckDB as one string that DuckDB splits: no Arrow (pyarrow alone is
+    ~50 MiB resident), and a block's parse query runs at least as fast on a DuckDB table
+    as on an Arrow one. Invalid UTF-8 is kept the way nginx writes it: `\xNN`.
 
     Example:
         >>> con = duckdb.connect()
@@ -751,7 +751,7 @@ class Importer:
     ) -> Iterator[int]:
         """Parse blocks into batch tables and yield each batch's number, in order.
 
-        DuckDB parses one Arrow batch on a single core, so two threads parse (each on
+        DuckDB parses one block's lines on a single core, so two threads parse (each on
         its own connection, without the GIL) while this one reads the next block and
         commits: up to `ahead` blocks are parsed ahead of the one yielded.
         """
