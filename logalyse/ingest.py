@@ -163,6 +163,18 @@ def _keep_mmap_threshold() -> None:
         pass
 
 
+def _give_back_free_memory() -> None:
+    """Hand memory that glibc's heaps keep after frees back to the system (malloc_trim)."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def line_ends(data: bytes | memoryview, consumed: int | None = None) -> array[int]:
     r"""The byte offset just after each newline-terminated line of a block, the last one
     capped at `consumed` (for a last line whose newline was added).
@@ -495,10 +507,38 @@ class Importer:
         self.sites.update(h for r in stored_sites for h in str(r[0]).split(",") if h)
         self._sites_known = bool(self.sites)
         self.geo = GeoIP(options.geoip, city=options.geoip_city) if options.geoip else None
+        self._uamap()
+
+    def _uamap(self) -> None:
         # User agent ids (and bot flags) by hash of the text: a join on 8 bytes, not ~120.
         self.con.execute(
             "CREATE OR REPLACE TABLE memory.main.uamap (uh UBIGINT, ua_id INTEGER, is_bot BOOLEAN)"
         )
+
+    def renew(self) -> None:
+        """Between units of work of a long run (tail): let go of the in-memory DuckDB
+        instance, the parsing threads and the caches, which grow with time, and go on
+        with fresh ones. What the run knows of its sources (checkpoints, a stream's
+        position) stays. Does nothing while requests wait to be committed."""
+        if self._batches or self._pending_uas:
+            return
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+        for cur in self._cursors:
+            cur.close()
+        self._cursors.clear()
+        self._local = threading.local()
+        self.con.close()
+        self.store.renew()
+        self.con = self.store.cursor()
+        self.con.execute("SET threads = 1")
+        self._uamap()
+        self._ua_ids.clear()  # known again from the store's user_agents when next seen
+        self._ips.clear()
+        if self.geo is not None:
+            self.geo.forget()
+        _give_back_free_memory()
 
     @contextmanager
     def _db(self) -> Iterator[duckdb.DuckDBPyConnection]:

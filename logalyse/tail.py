@@ -29,6 +29,9 @@ DEFAULT_EVERY = 5.0
 RETIRE_SECONDS = 2.0
 #: What one read from a stream may take at most.
 _READ_BYTES = 1 << 16
+#: How often a tail starts afresh with a new in-memory instance and empty caches, so
+#: that its memory stays flat however long it runs (Importer.renew).
+RENEW_SECONDS = 60.0
 
 FlushFn = Callable[[IngestStats], None]
 
@@ -39,6 +42,7 @@ class TailStats(IngestStats):
 
     flushes: int = 0
     rotations: int = 0
+    renewals: int = 0  # fresh in-memory instances (see Importer.renew)
     _by_name: dict[str, SourceStats] = field(default_factory=dict, repr=False)
 
     def add(self, s: SourceStats) -> None:
@@ -136,6 +140,8 @@ class Tail:
         self.wall_clock = wall_clock
         self.stats = TailStats()
         self._parsed_before = 0  # Importer.requests_parsed at the last flush
+        self.renew_seconds = RENEW_SECONDS
+        self._renewed_at = time.monotonic()
 
     # -- files -------------------------------------------------------------------
 
@@ -276,6 +282,10 @@ class Tail:
         now = self.wall_clock() if idle else None
         imp.remake_sessions()
         self.stats.days_closed += imp.close_days(now=now)
+        if time.monotonic() - self._renewed_at >= self.renew_seconds:
+            imp.renew()
+            self.stats.renewals += 1
+            self._renewed_at = time.monotonic()
         if self.on_flush:
             self.on_flush(self.stats)
 
@@ -299,6 +309,7 @@ def tail(
     on_reject: RejectFn | None = None,
     label: str = "stdin",
     lock_timeout: float | None = None,
+    renew_seconds: float = RENEW_SECONDS,
 ) -> TailStats:
     """Follow a log file (through rotations) or a stream into the store until `stop` is
     set or the stream ends. Holds the writer lock throughout, not the database.
@@ -321,6 +332,7 @@ def tail(
         on_flush=on_flush,
         on_reject=on_reject,
     )
+    t.renew_seconds = renew_seconds
     with store.writer_lock(lock_timeout):
         if isinstance(target, Path):
             return t.follow_file(target)

@@ -418,3 +418,48 @@ def test_a_replayed_stream_keeps_its_day_keys_between_flushes(tmp_path: Path) ->
         assert stats.imported == 3 and stats.late == 0 and len(flushes) >= 2
         assert store.query("SELECT count(DISTINCT visitor_id) FROM requests") == [(2,)]
         assert store.query("SELECT sum(late_lines) FROM day_keys") == [(0,)]
+
+
+def test_renewing_the_instance_at_every_flush_loses_and_doubles_nothing(tmp_path: Path) -> None:
+    """A long tail starts afresh every minute (new DuckDB instance, empty caches); here at
+    every flush. A stream arriving over many flushes, with an identical request in the
+    same second on both sides of each flush, stores what one import of it all stores."""
+    # Chunk i repeats chunk i-1's last line first: the same request again, same second.
+    chunks = [
+        (line(10 * i - 1) if i else "") + "".join(line(n) for n in range(10 * i, 10 * i + 10))
+        for i in range(6)
+    ]
+    read_fd, write_fd = os.pipe()
+    sent: list[str] = []
+    done = threading.Event()
+
+    def on_flush(stats: object) -> None:
+        if len(sent) < len(chunks):
+            sent.append(chunks[len(sent)])
+            os.write(write_fd, sent[-1].encode())
+            if len(sent) == len(chunks):
+                os.close(write_fd)
+
+    watchdog = threading.Timer(60, done.set)  # fail, not hang
+    watchdog.start()
+    db = tmp_path / "tail.duckdb"
+    with Store(db) as store, os.fdopen(read_fd, "rb") as stream:
+        try:
+            stats = tail(store, stream, every=0.1, stop=done, on_flush=on_flush, renew_seconds=0)
+        finally:
+            if len(sent) < len(chunks):
+                os.close(write_fd)  # after an error: let the reading thread end
+    watchdog.cancel()
+    log = tmp_path / "whole.log"
+    log.write_text("".join(chunks))
+    with Store(tmp_path / "import.duckdb") as store:
+        ingest(store, [log])
+    rows = "SELECT ts, path, status FROM requests ORDER BY ALL"
+    counts = "SELECT count(*), count(DISTINCT visitor_id) FROM requests"
+    with Store(db) as tailed, Store(tmp_path / "import.duckdb") as imported:
+        assert stats.renewals >= len(chunks) and stats.imported == 65
+        assert tailed.query(rows) == imported.query(rows)
+        assert tailed.query(counts) == imported.query(counts) == [(65, 60)]
+        assert tailed.query("SELECT count(*) FROM sessions") == imported.query(
+            "SELECT count(*) FROM sessions"
+        )

@@ -80,5 +80,9 @@ class GeoIP:
         self._cache[address] = result
         return result
 
+    def forget(self) -> None:
+        """Empty the cache of looked-up addresses."""
+        self._cache.clear()
+
     def close(self) -> None:
         self._reader.close()

@@ -77,8 +77,8 @@ class Store:
         config: dict[str, Any] = {"temp_directory": "", "memory_limit": memory_limit}
         if threads:
             config["threads"] = threads
-        self.con = duckdb.connect(":memory:", config=config)
-        _setup(self.con)
+        self._config = config
+        self.con = _setup(duckdb.connect(":memory:", config=config))
         self._depth = 0
         self._live = False  # the file is attached (an in-memory store stays attached)
         self._checked = False
@@ -97,6 +97,21 @@ class Store:
         if self._live and not self.in_memory:
             self._detach()
         self.con.close()
+
+    def renew(self) -> None:
+        """Start a fresh in-memory DuckDB instance in place of this one.
+
+        An instance keeps much of the memory its queries used (freed tables, allocator
+        caches) until it closes, so a long run (tail) renews it now and then. Only between
+        units of work: nothing attached, and every cursor of the old instance closed. A
+        store held in memory (":memory:") keeps its instance, which holds its data.
+        """
+        if self.in_memory or self._depth:
+            return
+        if self._live:
+            self._detach()
+        self.con.close()
+        self.con = _setup(duckdb.connect(":memory:", config=self._config))
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """Another connection to the same in-memory instance (for another thread)."""

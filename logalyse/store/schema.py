@@ -259,22 +259,30 @@ def dirty_window(db: Any) -> tuple[datetime, datetime] | None:
 
 def remake_dirty_sessions(db: Any) -> None:
     """Make again, in one transaction, every session that may involve the requests of the
-    dirty window, then clear the mark. A visitor id lives one day key (25 hours at most),
-    so sessions starting within a day span of the window are made from requests within
-    two."""
+    dirty window, then clear the mark.
+
+    Only visitors with a request in the window can have a session changed. A visitor id
+    lives one day key (25 hours at most), so their sessions starting within a day span of
+    the window are made from their requests within two. A tail's flush thus sorts the
+    pageviews of the few visitors it saw, not those of two days of traffic.
+    """
     window = dirty_window(db)
     if window is None:
         return
     lo, hi = window
     near = (lo - DAY_KEY_SPAN, hi + DAY_KEY_SPAN)
     wide = (lo - 2 * DAY_KEY_SPAN, hi + 2 * DAY_KEY_SPAN)
+    seen = "SELECT visitor_id FROM requests WHERE ts >= $3 AND ts <= $4"
     with transaction(db):
-        db.execute("DELETE FROM sessions WHERE start >= $1 AND start <= $2", list(near))
+        db.execute(
+            f"DELETE FROM sessions WHERE start >= $1 AND start <= $2 AND visitor_id IN ({seen})",
+            [*near, lo, hi],
+        )
         insert_sessions(
             db,
-            "r.is_pageview AND r.ts >= $1 AND r.ts <= $2",
-            wide,
-            keep="start >= $3 AND start <= $4",
+            f"r.is_pageview AND r.ts >= $1 AND r.ts <= $2 AND r.visitor_id IN ({seen})",
+            [*wide, lo, hi],
+            keep="start >= $5 AND start <= $6",
             keep_params=near,
         )
         db.execute("DELETE FROM meta WHERE key = 'sessions_dirty'")
