@@ -1277,9 +1277,14 @@ class Importer:
 
     def remake_sessions(self) -> None:
         """Make again the sessions of the window the commits marked (see
-        `_mark_sessions_dirty`), in one transaction, and clear the mark."""
-        with self._db():
-            remake_dirty_sessions(self.store.con)  # the connection that USEs the file
+        `_mark_sessions_dirty`), in one transaction, and clear the mark. No block is
+        being parsed meanwhile, so the sort gets every core."""
+        self.con.execute("RESET threads")
+        try:
+            with self._db():
+                remake_dirty_sessions(self.store.con)  # the connection that USEs the file
+        finally:
+            self.con.execute("SET threads = 1")
 
     def close_days(self, now: datetime | None = None) -> list[str]:
         """Destroy the keys of days that ended more than the grace period before the newest
