@@ -419,3 +419,28 @@ def test_kinds_add_up(db_path: Path, tmp_path: Path) -> None:
         imported=2, nonaccess=2, malformed=1
     )
     assert s.lines_read == 5
+
+
+@pytest.mark.parametrize("where", ["file", "memory"])
+def test_renewing_the_importer_between_files_keeps_the_store(where: str, tmp_path: Path) -> None:
+    """Importer.renew (what a long tail does every minute) gives a file-backed store a fresh
+    in-memory instance and leaves a store held in memory its own (which holds its data)."""
+    first = write(tmp_path / "a.log", [line(ts=T0 + timedelta(seconds=i)) for i in range(5)])
+    second = write(
+        tmp_path / "b.log",
+        [line(ip="198.51.100.7", ts=T0 + timedelta(minutes=1, seconds=i)) for i in range(3)],
+    )
+    with Store(tmp_path / "db.duckdb" if where == "file" else ":memory:") as store:
+        before = store.con
+        imp = ingest_module.Importer(store, ImportOptions())
+        try:
+            assert imp.import_file(first).imported == 5
+            imp.renew()
+            assert (store.con is before) == (where == "memory")
+            assert imp.import_file(second).imported == 3
+            assert imp.import_file(first).imported == 0  # its checkpoint is in the store
+            imp.remake_sessions()
+        finally:
+            imp.close()
+        assert count(store) == 8
+        assert store.query("SELECT count(DISTINCT visitor_id) FROM requests") == [(2,)]
