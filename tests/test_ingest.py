@@ -422,9 +422,12 @@ def test_kinds_add_up(db_path: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("where", ["file", "memory"])
-def test_renewing_the_importer_between_files_keeps_the_store(where: str, tmp_path: Path) -> None:
+def test_renewing_the_importer_between_files_keeps_the_store(
+    where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Importer.renew (what a long tail does every minute) gives a file-backed store a fresh
     in-memory instance and leaves a store held in memory its own (which holds its data)."""
+    monkeypatch.chdir(tmp_path)  # a store in memory keeps its day keys in ./:memory:.keys
     first = write(tmp_path / "a.log", [line(ts=T0 + timedelta(seconds=i)) for i in range(5)])
     second = write(
         tmp_path / "b.log",
