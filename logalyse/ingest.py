@@ -36,6 +36,7 @@ from .enrich import (
     DEFAULT_NON_PAGES,
     Agent,
     GeoIP,
+    agent_columns,
     classify_agent,
     classify_host,
     is_asset_sql,
@@ -312,17 +313,11 @@ class _Committer:
         cols = ", ".join(REQUEST_COLUMNS)
         with transaction(db):
             if job.new_uas:
-                agents = [a for _, _, a in job.new_uas]
                 new_uas, params = columns_sql(
                     "new_uas",
                     id=("INTEGER", [i for i, _, _ in job.new_uas]),
                     ua=("VARCHAR", [u for _, u, _ in job.new_uas]),
-                    browser=("VARCHAR", [a.browser for a in agents]),
-                    browser_major=("VARCHAR", [a.browser_major for a in agents]),
-                    os=("VARCHAR", [a.os for a in agents]),
-                    device=("VARCHAR", [a.device for a in agents]),
-                    is_bot=("BOOLEAN", [a.is_bot for a in agents]),
-                    bot_name=("VARCHAR", [a.bot_name for a in agents]),
+                    **agent_columns([a for _, _, a in job.new_uas]),
                 )
                 db.execute(f"INSERT INTO user_agents BY NAME SELECT * FROM {new_uas}", params)
             if job.batches:

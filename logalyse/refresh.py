@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from .enrich import (
     DEFAULT_ASSET_EXTENSIONS,
     DEFAULT_NON_PAGES,
+    agent_columns,
     classify_agent,
     classify_host,
     is_asset_sql,
@@ -69,14 +70,7 @@ def refresh(
         ]
         kinds = [classify_host(h) for h in hosts]
         agents_sql, agent_params = columns_sql(
-            "a",
-            id=("INTEGER", [i for i, _ in agents]),
-            browser=("VARCHAR", [a.browser for a in classified]),
-            browser_major=("VARCHAR", [a.browser_major for a in classified]),
-            os=("VARCHAR", [a.os for a in classified]),
-            device=("VARCHAR", [a.device for a in classified]),
-            is_bot=("BOOLEAN", [a.is_bot for a in classified]),
-            bot_name=("VARCHAR", [a.bot_name for a in classified]),
+            "a", id=("INTEGER", [i for i, _ in agents]), **agent_columns(classified)
         )
         refs_sql, ref_params = columns_sql(
             "f",

@@ -6,7 +6,7 @@ import; nothing here touches a stored row.
 
 from __future__ import annotations
 
-from .agents import Agent, classify_agent
+from .agents import Agent, agent_columns, classify_agent
 from .geo import GeoIP
 from .pages import (
     DEFAULT_ASSET_EXTENSIONS,
@@ -24,6 +24,7 @@ __all__ = [
     "KINDS",
     "Agent",
     "GeoIP",
+    "agent_columns",
     "classify_agent",
     "classify_host",
     "is_asset_sql",

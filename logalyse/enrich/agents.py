@@ -8,6 +8,7 @@ monitors and health checkers, and requests with no user agent at all.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -60,6 +61,18 @@ class Agent:
     device: str  # desktop | mobile | tablet | bot | other
     is_bot: bool
     bot_name: str | None
+
+
+def agent_columns(agents: Sequence[Agent]) -> dict[str, tuple[str, list[Any]]]:
+    """The columns of `user_agents` that a classification fills, as (SQL type, values)."""
+    return {
+        "browser": ("VARCHAR", [a.browser for a in agents]),
+        "browser_major": ("VARCHAR", [a.browser_major for a in agents]),
+        "os": ("VARCHAR", [a.os for a in agents]),
+        "device": ("VARCHAR", [a.device for a in agents]),
+        "is_bot": ("BOOLEAN", [a.is_bot for a in agents]),
+        "bot_name": ("VARCHAR", [a.bot_name for a in agents]),
+    }
 
 
 def _pattern_name(pattern: str) -> str:
