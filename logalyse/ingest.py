@@ -145,33 +145,20 @@ if TYPE_CHECKING:
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt() parameter
 
 
-def _keep_mmap_threshold() -> None:
-    """Fix glibc's mmap threshold at its default (128 KiB).
+def _glibc(function: str, *args: int) -> None:
+    """Call a glibc memory function; elsewhere (macOS, musl), do nothing.
 
-    glibc raises the threshold each time a big block is freed, after which blocks of
-    that size come from heaps that keep freed memory: an import's 8 MiB blocks and
-    DuckDB's buffers then pile up as resident memory. Fixed, they go back to the system
-    when freed (peak RSS of a 1M-line import: 30-45 MiB lower, at the same speed).
-    Elsewhere than glibc, nothing to do.
+    `mallopt(M_MMAP_THRESHOLD, 128 KiB)` fixes the threshold at its default: glibc
+    raises it each time a big block is freed, after which blocks of that size come from
+    heaps that keep freed memory, and an import's 8 MiB blocks and DuckDB's buffers pile
+    up as resident memory. `malloc_trim(0)` hands what the heaps keep back to the system.
     """
     if sys.platform != "linux":
         return
     import ctypes
 
     try:
-        ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, 128 << 10)
-    except (OSError, AttributeError):
-        pass
-
-
-def _give_back_free_memory() -> None:
-    """Hand memory that glibc's heaps keep after frees back to the system (malloc_trim)."""
-    if sys.platform != "linux":
-        return
-    import ctypes
-
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
+        getattr(ctypes.CDLL(None), function)(*args)
     except (OSError, AttributeError):
         pass
 
@@ -458,12 +445,7 @@ class Importer:
         self.keys = DayKeys(store.key_path)
         self.forced_format = compile_format(options.format) if options.format else None
         self.stats = IngestStats()
-        # This thread's connection; the store's main one (which USEs the attached
-        # database) commits; each parsing thread has its own (self._local).
-        self.con = store.cursor()
-        # Every query on one core: two threads parse batches side by side, and queries
-        # spread over both cores would only fight them.
-        self.con.execute("SET threads = 1")
+        self._connect()
         self._committer = _Committer(store, hold_seconds)
         self._pool: ThreadPoolExecutor | None = None  # made when a first block comes
         self._local = threading.local()
@@ -502,9 +484,17 @@ class Importer:
         self.sites.update(h for r in stored_sites for h in str(r[0]).split(",") if h)
         self._sites_known = bool(self.sites)
         self.geo = GeoIP(options.geoip, city=options.geoip_city) if options.geoip else None
-        self._uamap()
 
-    def _uamap(self) -> None:
+    def _connect(self) -> None:
+        """This thread's connection to the store's in-memory instance, and its table uamap.
+
+        The store's main connection (which USEs the attached database) commits; each
+        parsing thread has its own (self._local).
+        """
+        self.con = self.store.cursor()
+        # Every query on one core: two threads parse batches side by side, and queries
+        # spread over both cores would only fight them.
+        self.con.execute("SET threads = 1")
         # User agent ids (and bot flags) by hash of the text: a join on 8 bytes, not ~120.
         self.con.execute(
             "CREATE OR REPLACE TABLE memory.main.uamap (uh UBIGINT, ua_id INTEGER, is_bot BOOLEAN)"
@@ -526,14 +516,12 @@ class Importer:
         self._local = threading.local()
         self.con.close()
         self.store.renew()
-        self.con = self.store.cursor()
-        self.con.execute("SET threads = 1")
-        self._uamap()
+        self._connect()
         self._ua_ids.clear()  # known again from the store's user_agents when next seen
         self._ips.clear()
         if self.geo is not None:
             self.geo.forget()
-        _give_back_free_memory()
+        _glibc("malloc_trim", 0)
 
     @contextmanager
     def _db(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -820,7 +808,7 @@ class Importer:
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor  # a run with nothing new: none
 
-            _keep_mmap_threshold()
+            _glibc("mallopt", _M_MMAP_THRESHOLD, 128 << 10)
             self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="logalyse-parse")
         return self._pool
 

@@ -130,6 +130,7 @@ class Tail:
         on_flush: FlushFn | None = None,
         on_reject: RejectFn | None = None,
         wall_clock: Callable[[], datetime] = _utcnow,
+        renew_seconds: float = RENEW_SECONDS,
     ) -> None:
         self.store = store
         self.options = options
@@ -140,7 +141,7 @@ class Tail:
         self.wall_clock = wall_clock
         self.stats = TailStats()
         self._parsed_before = 0  # Importer.requests_parsed at the last flush
-        self.renew_seconds = RENEW_SECONDS
+        self.renew_seconds = renew_seconds
         self._renewed_at = time.monotonic()
 
     # -- files -------------------------------------------------------------------
@@ -331,8 +332,8 @@ def tail(
         stop=stop,
         on_flush=on_flush,
         on_reject=on_reject,
+        renew_seconds=renew_seconds,
     )
-    t.renew_seconds = renew_seconds
     with store.writer_lock(lock_timeout):
         if isinstance(target, Path):
             return t.follow_file(target)
