@@ -412,3 +412,20 @@ def test_example_file_is_not_touched(tmp_path: Path) -> None:
     load_lines(duckdb.connect(), "t", memoryview(buf))
     assert list(line_ends(memoryview(buf))) == [2, 4]
     assert bytes(buf) == b"a\nb\n"
+
+
+@pytest.mark.parametrize(
+    ("block", "lines"),
+    [
+        (b"a\nb\n", ["a", "b"]),
+        (b"a\nb", ["a", "b"]),  # a last line without its newline
+        (b"\n", [""]),  # one blank line
+        (b"a\n\n", ["a", ""]),  # a blank last line
+        (b"a\r\n", ["a\r"]),  # the CR goes in the parse query, not here
+        (b"", []),
+    ],
+)
+def test_load_lines_makes_one_row_per_line(block: bytes, lines: list[str]) -> None:
+    con = duckdb.connect()
+    load_lines(con, "t", memoryview(block))
+    assert con.execute("SELECT line FROM t ORDER BY ln").fetchall() == [(x,) for x in lines]
