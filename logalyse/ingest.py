@@ -1119,7 +1119,9 @@ class Importer:
         ).fetchall():
             addr = ips.get((client, xff))
             if addr is None:
-                addr = ips[(client, xff)] = client_address(client, xff)
+                addr = client_address(client, xff)
+                if xff or addr != client:  # a plain address is its own answer: not kept
+                    ips[(client, xff)] = addr
             country, city = geo.lookup(addr) if geo else (None, None)
             if addr != client or country is not None:
                 clients.append(client)

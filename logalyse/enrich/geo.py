@@ -55,6 +55,7 @@ class GeoIP:
         self.kind = kind
         self._errors = maxminddb.InvalidDatabaseError
         self._cache: dict[str, tuple[str | None, str | None]] = {}
+        self._results: dict[tuple[str | None, str | None], tuple[str | None, str | None]] = {}
 
     def lookup(self, address: str) -> tuple[str | None, str | None]:
         """(ISO country code, city name or None) for an address; (None, None) when unknown."""
@@ -76,13 +77,14 @@ class GeoIP:
             name = None
             if self.city and record.get("city"):
                 name = record["city"].get("names", {}).get("en")
-            result = (code, name)
+            result = self._results.setdefault((code, name), (code, name))  # one per country
         self._cache[address] = result
         return result
 
     def forget(self) -> None:
         """Empty the cache of looked-up addresses."""
         self._cache.clear()
+        self._results.clear()
 
     def close(self) -> None:
         self._reader.close()
