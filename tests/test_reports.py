@@ -261,6 +261,22 @@ def test_stored_sessions_follow_imports_of_days_in_pieces(tmp_path: Path) -> Non
         assert sessions == _stored_matches_recomputed(other) > 100
 
 
+def test_sessions_are_made_even_when_the_remake_outgrows_its_memory_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The end-of-run remake runs under a memory limit; a bucket that needs more is made
+    again without it (here the limit is too small for any)."""
+    import logalyse.ingest as ingest_module
+
+    monkeypatch.setattr(ingest_module, "REMAKE_MEMORY_LIMIT", "1MB")
+    with Store(tmp_path / "db.duckdb") as store:
+        limit = "SELECT current_setting('memory_limit')"
+        before = store.query(limit)
+        ingest(store, [LOGS / "cymnasium-access.log-20240506"])
+        assert _stored_matches_recomputed(store) > 20
+        assert store.query(limit) == before  # the store's own limit is back
+
+
 def test_stored_sessions_are_remade_by_refresh_and_migration(crafted: Path) -> None:
     with Store(crafted) as store:
         # Declaring news.ycombinator.com our own host makes C's referral internal.

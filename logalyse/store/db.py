@@ -118,6 +118,11 @@ class Store:
         return _setup(self.con.cursor())
 
     @property
+    def memory_limit(self) -> str:
+        """The in-memory instance's memory limit, as configured."""
+        return str(self._config["memory_limit"])
+
+    @property
     def key_path(self) -> Path:
         """The day-key file: beside the database, never inside it."""
         return Path(str(self.path) + ".keys")
