@@ -82,17 +82,17 @@ from .store import (
 )
 
 #: Bytes of log per batch. Two batches are parsed at once, and a batch's tables take a few
-#: times its size: 4 MiB keeps an import near 250 MiB resident; 8 MiB ran ~10% faster for
-#: ~35 MiB more (1M-line bench).
-DEFAULT_BATCH_BYTES = 4 << 20
+#: times its size (1M-line bench, peak RSS at lines/s: 3 MiB 236-238 MiB at ~190k, 4 MiB
+#: 253-256 at ~205k, 8 MiB 289 at ~230k; each batch costs ~30 ms whatever its size).
+DEFAULT_BATCH_BYTES = 3 << 20
 #: DuckDB's row group: a commit of whole row groups is written straight to the file,
 #: while a partial one goes through the WAL and is written again at checkpoint.
 ROW_GROUP_ROWS = 122_880
 #: DuckDB's memory for the end-of-run session remake. It reads the dirty window once per
 #: bucket of visitors and would keep every block of the file it read, up to the store's
 #: limit; under this one it drops them instead (they are re-read from the file: nothing
-#: spills). A bucket's sort (SESSION_CHUNK_PAGEVIEWS) needs less than ~100 MB.
-REMAKE_MEMORY_LIMIT = "120MB"
+#: spills). A bucket's sort (SESSION_CHUNK_PAGEVIEWS) needs less than that.
+REMAKE_MEMORY_LIMIT = "100MB"
 #: A long import detaches the store at least this often, so that reports can get in.
 HOLD_SECONDS = 2.0
 #: Cap on remembered client addresses (each maps to its normalised form).

@@ -218,7 +218,7 @@ ENRICHED_COLUMNS = (
 
 
 #: Pageviews sessionised per statement: memory stays bounded whatever the store's size.
-SESSION_CHUNK_PAGEVIEWS = 100_000
+SESSION_CHUNK_PAGEVIEWS = 75_000
 
 
 def insert_sessions(
