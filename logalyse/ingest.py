@@ -369,9 +369,9 @@ class _Committer:
                 (inserted,) = db.execute(
                     f"""
                     INSERT INTO requests ({cols}, {", ".join(ENRICHED_COLUMNS)})
-                    SELECT s.ts, s.vid, s.host, s.method, s.path, s.query, s.proto,
-                           s.status, s.bytes, s.referrer, u.ua_id, {job.source_id}, s.line_no,
-                           s.country, s.city, u.is_bot, {pageview}, s.referrer_host,
+                    SELECT date_trunc('second', s.ts), s.vid, s.host, s.method, s.path, s.query,
+                           s.proto, s.status, s.bytes, s.referrer, u.ua_id, {job.source_id},
+                           s.line_no, s.country, s.city, u.is_bot, {pageview}, s.referrer_host,
                            {kind}, {name}, s.utm_source, s.utm_medium, s.utm_campaign
                     FROM ({staged}) AS s JOIN memory.main.uamap AS u ON s.uh = u.uh
                     WHERE s.line_no > {job.first_line} AND s.line_no <= {job.last_line}

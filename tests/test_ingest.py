@@ -350,6 +350,23 @@ def test_days_follow_the_configured_time_zone(db_path: Path, tmp_path: Path) -> 
     assert DayKeys(Path(str(db_path) + ".keys")).days() == ["2026-11-02"]
 
 
+def test_times_are_stored_to_the_second_truncated(db_path: Path, tmp_path: Path) -> None:
+    """$msec has milliseconds; the store keeps whole seconds, cut (not rounded: a request
+    at 23:59:59.999 stays on its day, the day its visitor id's key belongs to)."""
+    log = tmp_path / "msec.log"
+    log.write_text(
+        '203.0.113.9 1793577599.999 "GET /a HTTP/1.1" 200\n'
+        '203.0.113.9 1793577600.250 "GET /b HTTP/1.1" 200\n'
+    )
+    with Store(db_path) as store:
+        ingest(store, [log], ImportOptions(format='$remote_addr $msec "$request" $status'))
+        assert store.query("SELECT path, ts FROM requests ORDER BY line_no") == [
+            ("/a", datetime(2026, 11, 1, 23, 59, 59)),
+            ("/b", datetime(2026, 11, 2, 0, 0, 0)),
+        ]
+    assert DayKeys(Path(str(db_path) + ".keys")).days() == ["2026-11-01", "2026-11-02"]
+
+
 # -- privacy on disk ------------------------------------------------------------------------
 
 

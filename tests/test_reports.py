@@ -316,6 +316,29 @@ def test_migration_keeps_visitor_ids_as_the_import_now_computes_them(crafted: Pa
     assert visitor_id(key, "203.0.113.9", "curl/8", "example.com") == old >> 32
 
 
+def test_migration_cuts_times_to_whole_seconds(crafted: Path) -> None:
+    """Version 4 stores times in whole seconds: a version-3 store's microseconds are cut
+    (never rounded up), and the sessions stay the same."""
+    with Store(crafted) as store:
+        before = store.query("SELECT line_no, ts FROM requests ORDER BY line_no")
+        sessions = store.query("SELECT * FROM sessions ORDER BY start, visitor_id")
+        # Back to version 3: microsecond times, each just short of the next second.
+        for table, column in (("requests", "ts"), ("sessions", "start"), ("sessions", "finish")):
+            store.query(
+                f"ALTER TABLE {table} ALTER {column} SET DATA TYPE TIMESTAMP "
+                f"USING {column} + INTERVAL 999999 MICROSECOND"
+            )
+        store.query("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    with Store(crafted) as store:
+        assert store.query("SELECT line_no, ts FROM requests ORDER BY line_no") == before
+        assert store.query("SELECT * FROM sessions ORDER BY start, visitor_id") == sessions
+        assert store.query(
+            "SELECT DISTINCT data_type FROM duckdb_columns() WHERE column_name IN "
+            "('ts', 'start', 'finish') AND table_name IN ('requests', 'sessions')"
+        ) == [("TIMESTAMP_S",)]
+        assert _stored_matches_recomputed(store) == 5
+
+
 def test_stored_and_computed_sessions_agree_in_reports(crafted: Path) -> None:
     """A gap of 30m01s gives the same sessions on the crafted log (gaps are 29 and 31
     minutes) but is computed from the requests: both paths, every filter."""
