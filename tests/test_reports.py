@@ -233,10 +233,17 @@ def test_stored_sessions_follow_imports_in_pieces_and_out_of_order(tmp_path: Pat
     assert counts[0] < counts[-1]
 
 
-def test_stored_sessions_follow_imports_of_days_in_pieces(tmp_path: Path) -> None:
+@pytest.mark.parametrize("slice_days", [7, 1])
+def test_stored_sessions_follow_imports_of_days_in_pieces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slice_days: int
+) -> None:
     """Pieces spanning days (an import's window of a day or more makes every session of its
-    span again, not only those of the visitors it saw) keep the same sessions."""
+    span again, not only those of the visitors it saw, a slice of days at a time) keep the
+    same sessions."""
+    import logalyse.store.schema as schema
     from logalyse.loggen import write_log
+
+    monkeypatch.setattr(schema, "SESSION_SLICE", timedelta(days=slice_days))
 
     out = io.BytesIO()
     write_log(out, 6000, seed=3, days=4)

@@ -271,6 +271,15 @@ def dirty_window(db: Any) -> tuple[datetime, datetime] | None:
     return datetime.fromisoformat(lo), datetime.fromisoformat(hi)
 
 
+#: A long dirty window is made again in slices of this many days of session starts: each
+#: bucket of visitors then scans its slice (and a day either side), not the whole window,
+#: so that the remake of a long history grows with its length, not with its square. (On
+#: 5M requests, a bucket's scan of the whole window took 0.06 s and its sort 0.1 s: 7-day
+#: slices, sorting their margins again, were slower there, 5.6 s against 4.1 s; 28-day
+#: ones 4.3 s.)
+SESSION_SLICE = timedelta(days=28)
+
+
 def remake_dirty_sessions(db: Any) -> None:
     """Make again, in one transaction, every session that may involve the requests of the
     dirty window, then clear the mark.
@@ -280,31 +289,41 @@ def remake_dirty_sessions(db: Any) -> None:
     the window are made from their requests within two. A tail's flush thus sorts the
     pageviews of the few visitors it saw, not those of two days of traffic. A window of a
     day or more (an import of whole logs) holds nearly every visitor of its span anyway:
-    then every session of the span is made again, without the set of visitors seen,
-    which grew with the window (a 3M-line import's remake: 311 -> 263 MiB, 1.95 -> 1.31 s).
+    then every session of the span is made again, without the set of visitors seen
+    (which grew with the window), a slice of SESSION_SLICE at a time.
     """
     window = dirty_window(db)
     if window is None:
         return
     lo, hi = window
     near = [lo - DAY_KEY_SPAN, hi + DAY_KEY_SPAN]
-    wide = [lo - 2 * DAY_KEY_SPAN, hi + 2 * DAY_KEY_SPAN]
-    seen, seen_params = "", []
-    if hi - lo < DAY_KEY_SPAN:
-        seen = " AND {}visitor_id IN (SELECT visitor_id FROM requests WHERE ts >= $3 AND ts <= $4)"
-        seen_params = [lo, hi]
     with transaction(db):
-        db.execute(
-            f"DELETE FROM sessions WHERE start >= $1 AND start <= $2{seen.format('')}",
-            [*near, *seen_params],
-        )
-        insert_sessions(
-            db,
-            f"r.is_pageview AND r.ts >= $1 AND r.ts <= $2{seen.format('r.')}",
-            [*wide, *seen_params],
-            keep=f"start >= ${len(seen_params) + 3} AND start <= ${len(seen_params) + 4}",
-            keep_params=near,
-        )
+        if hi - lo < DAY_KEY_SPAN:
+            seen = "visitor_id IN (SELECT visitor_id FROM requests WHERE ts >= $3 AND ts <= $4)"
+            db.execute(
+                f"DELETE FROM sessions WHERE start >= $1 AND start <= $2 AND {seen}",
+                [*near, lo, hi],
+            )
+            insert_sessions(
+                db,
+                f"r.is_pageview AND r.ts >= $1 AND r.ts <= $2 AND r.{seen}",
+                [lo - 2 * DAY_KEY_SPAN, hi + 2 * DAY_KEY_SPAN, lo, hi],
+                keep="start >= $5 AND start <= $6",
+                keep_params=near,
+            )
+        else:
+            db.execute("DELETE FROM sessions WHERE start >= $1 AND start <= $2", near)
+            start, last = near
+            while start <= last:
+                end = min(start + SESSION_SLICE, last + timedelta(microseconds=1))
+                insert_sessions(
+                    db,
+                    "r.is_pageview AND r.ts >= $1 AND r.ts < $2",
+                    [start - DAY_KEY_SPAN, end + DAY_KEY_SPAN],
+                    keep="start >= $3 AND start < $4",
+                    keep_params=[start, end],
+                )
+                start = end
         db.execute("DELETE FROM meta WHERE key = 'sessions_dirty'")
 
 
