@@ -162,7 +162,7 @@ _V2 = (
         device VARCHAR
     )
     """,
-    lambda db: insert_sessions(db),
+    lambda db: remake_all_sessions(db),
 )
 
 
@@ -313,23 +313,32 @@ def remake_dirty_sessions(db: Any) -> None:
             )
         else:
             db.execute("DELETE FROM sessions WHERE start >= $1 AND start <= $2", near)
-            start, last = near
-            while start <= last:
-                end = min(start + SESSION_SLICE, last + timedelta(microseconds=1))
-                insert_sessions(
-                    db,
-                    "r.is_pageview AND r.ts >= $1 AND r.ts < $2",
-                    [start - DAY_KEY_SPAN, end + DAY_KEY_SPAN],
-                    keep="start >= $3 AND start < $4",
-                    keep_params=[start, end],
-                )
-                start = end
+            _insert_sessions_sliced(db, *near)
         db.execute("DELETE FROM meta WHERE key = 'sessions_dirty'")
+
+
+def _insert_sessions_sliced(db: Any, first: datetime, last: datetime) -> None:
+    """Insert the sessions starting from `first` to `last` (inclusive), SESSION_SLICE of
+    starts at a time, each made from the pageviews of its slice and a day span either side
+    (a visitor id lives one day key)."""
+    start = first
+    while start <= last:
+        end = min(start + SESSION_SLICE, last + timedelta(microseconds=1))
+        insert_sessions(
+            db,
+            "r.is_pageview AND r.ts >= $1 AND r.ts < $2",
+            [start - DAY_KEY_SPAN, end + DAY_KEY_SPAN],
+            keep="start >= $3 AND start < $4",
+            keep_params=[start, end],
+        )
+        start = end
 
 
 def remake_all_sessions(db: Any) -> None:
     """Make every stored session again (within the caller's transaction), after the rules
     that classify requests changed."""
     db.execute("DELETE FROM sessions")
-    insert_sessions(db)
+    (first, last) = db.execute("SELECT min(ts), max(ts) FROM requests").fetchall()[0]
+    if first is not None:
+        _insert_sessions_sliced(db, first, last)
     db.execute("DELETE FROM meta WHERE key = 'sessions_dirty'")
