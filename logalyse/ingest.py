@@ -1323,8 +1323,9 @@ class Importer:
         On one core, like every query of the import: with both, a 1M-line import's
         remake took as long (0.5 s) and peaked ~25 MiB higher, above the parsing. Under
         REMAKE_MEMORY_LIMIT, so that DuckDB evicts the blocks of the file it has read
-        instead of keeping them all (a 3M-line import: 338 -> 291 MiB at its peak); if a
-        bucket needs more (a visitor with a great many pageviews), again without it.
+        instead of keeping them all (a 3M-line import, under 160 MB then: 338 -> 291 MiB
+        at its peak); if a bucket needs more (a visitor with a great many pageviews),
+        again without it.
         """
         db = self.store.con  # the connection that USEs the file
         try:

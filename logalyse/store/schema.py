@@ -184,7 +184,7 @@ _V3 = (_visitor_ids_to_32_bits,)
 
 # Times in whole seconds, as nginx's $time_local has them (the import drops $msec's
 # milliseconds): a row group's times then take half the bits (1M requests: the store
-# 25.2 -> 22.9 MB). Truncated, never rounded into the next second (or day).
+# 25.2 -> 20.5 MB). Truncated, never rounded into the next second (or day).
 _V4 = tuple(
     f"ALTER TABLE {table} ALTER {column} SET DATA TYPE TIMESTAMP_S "
     f"USING date_trunc('second', {column})"
