@@ -38,8 +38,9 @@ def main() -> None:
     ap.add_argument("--geoip", type=Path, default=None)
     args = ap.parse_args()
     geoip = args.geoip or default_geoip()
-    log = ensure_log(1_000_000)
     total = int(args.minutes * 60 * args.rate)
+    # Never fed twice: a stream that goes back in time is a replay, which tail skips.
+    log = ensure_log(max(1_000_000, -(-total // 1000) * 1000))
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "tail.duckdb"
         cmd = [sys.executable, "-m", "logalyse", "--db", str(db), "tail", "-q", "--every", "5s"]
@@ -64,9 +65,9 @@ def main() -> None:
         sent = 0
         with open(log, "rb") as f:
             while sent < total:
-                chunk = [f.readline() for _ in range(args.rate // 10)]
-                if not chunk[-1]:
-                    f.seek(0)  # the log again: same lines, later in the stream
+                chunk = [x for x in (f.readline() for _ in range(args.rate // 10)) if x]
+                if not chunk:
+                    break
                 proc.stdin.write(b"".join(chunk))
                 proc.stdin.flush()
                 sent += len(chunk)

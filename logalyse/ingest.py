@@ -1014,9 +1014,10 @@ class Importer:
             """,
             {**pos_params, **allow_params},
         )
-        # Whatever came before the last line seen already was seen too (errors, junk).
+        # Lines that are not requests (errors, junk) before the last line seen were seen
+        # too; a request is judged by its own time (new requests may precede a replay).
         con.execute(
-            f"UPDATE {stage} SET old = TRUE WHERE ln <= "
+            f"UPDATE {stage} SET old = TRUE WHERE kind <> 'ok' AND ln <= "
             f"(SELECT coalesce(max(ln), 0) FROM {stage} WHERE old)"
         )
         used = con.execute(

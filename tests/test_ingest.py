@@ -218,6 +218,26 @@ def test_stream_rerun_adds_only_new_lines(db_path: Path) -> None:
     assert run(db_path, stream(more)).imported == 0
 
 
+def test_stream_new_lines_before_a_replay_in_the_same_batch_are_new(db_path: Path) -> None:
+    # A stream that goes back in time (a log fed again after new lines): the new lines
+    # are judged by their own time, not dropped with the replay that follows them.
+    old = [line(ts=T0 + timedelta(seconds=i), path=f"/o{i}") for i in range(5)]
+    new = [line(ts=T0 + timedelta(minutes=1, seconds=i), path=f"/n{i}") for i in range(3)]
+    assert run(db_path, stream("".join(x + "\n" for x in old))).imported == 5
+    junk = "upstream timed out"  # not a request, inside the replay: seen, like the replay
+    s = run(db_path, stream("".join(x + "\n" for x in [*new, old[0], junk, *old[1:]])))
+    assert (s.imported, s.already, s.malformed) == (3, 6, 0)
+    assert sorted(
+        r[0] for r in query(db_path, "SELECT path FROM requests WHERE path LIKE '/n%'")
+    ) == [
+        "/n0",
+        "/n1",
+        "/n2",
+    ]
+    s = run(db_path, stream("".join(x + "\n" for x in [*old, junk, *new])))
+    assert (s.imported, s.already, s.malformed) == (0, 9, 0)
+
+
 def test_stream_names_keep_separate_checkpoints(db_path: Path) -> None:
     text = line() + "\n"
     assert run(db_path, stream(text), source_name="site-a").imported == 1
