@@ -12,7 +12,6 @@ from datetime import date, datetime, timedelta, timezone
 
 from .config import KEYS, Setting
 from .model import Column, Report
-from .privacy import DayKeys
 from .store import Store, transaction
 
 _AGE = re.compile(r"^\s*(\d+)\s*([dwmy])\s*$")
@@ -122,7 +121,7 @@ def info(store: Store) -> list[Report]:
             "ORDER BY last_import DESC NULLS LAST, id"
         ).fetchall()
         closed = db.execute("SELECT count(*) FROM day_keys WHERE closed_at IS NOT NULL").fetchall()
-    open_days = DayKeys(store.key_path).days()
+    open_days = store.day_keys().days()
     size = store.path.stat().st_size if store.path.exists() else 0
     wal = store.path.with_name(store.path.name + ".wal")
     items: list[tuple[str, str, str, object]] = [

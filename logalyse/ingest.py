@@ -52,7 +52,6 @@ from .model import IngestStats, SourceStats
 from .privacy import (
     DEFAULT_GRACE,
     DEFAULT_QUERY_ALLOW,
-    DayKeys,
     client_address,
     closable_days,
     hmac_pads,
@@ -490,7 +489,7 @@ class Importer:
         self.options = options
         self.on_progress = on_progress
         self.on_reject = on_reject
-        self.keys = DayKeys(store.key_path)
+        self.keys = store.day_keys()
         self.forced_format = compile_format(options.format) if options.format else None
         self.stats = IngestStats()
         self._connect()

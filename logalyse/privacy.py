@@ -49,13 +49,15 @@ class DayKeys:
         []
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+    def __init__(self, path: Path | None) -> None:
+        self.path = Path(path) if path is not None else None  # None: in memory only
         self._keys: dict[str, bytes] = {}
         self._lock = threading.Lock()  # parsing threads ask for keys concurrently
         self._load()
 
     def _load(self) -> None:
+        if self.path is None:
+            return
         try:
             st = self.path.stat()
         except FileNotFoundError:
@@ -100,6 +102,8 @@ class DayKeys:
             return gone
 
     def _save(self, scrub_old: bool = False) -> None:
+        if self.path is None:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = json.dumps(
             {"format": 1, "keys": {d: k.hex() for d, k in sorted(self._keys.items())}}

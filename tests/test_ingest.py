@@ -464,7 +464,7 @@ def test_renewing_the_importer_between_files_keeps_the_store(
 ) -> None:
     """Importer.renew (what a long tail does every minute) gives a file-backed store a fresh
     in-memory instance and leaves a store held in memory its own (which holds its data)."""
-    monkeypatch.chdir(tmp_path)  # a store in memory keeps its day keys in ./:memory:.keys
+    monkeypatch.chdir(tmp_path)  # where a store in memory once wrote ./:memory:.keys
     first = write(tmp_path / "a.log", [line(ts=T0 + timedelta(seconds=i)) for i in range(5)])
     second = write(
         tmp_path / "b.log",
@@ -484,6 +484,10 @@ def test_renewing_the_importer_between_files_keeps_the_store(
             imp.close()
         assert count(store) == 8
         assert store.query("SELECT count(DISTINCT visitor_id) FROM requests") == [(2,)]
+    # A store in memory keeps its day keys in memory: no file anywhere.
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".keys")] == (
+        ["db.duckdb.keys"] if where == "file" else []
+    )
 
 
 def _rss_mib() -> int:

@@ -21,6 +21,7 @@ from typing import Any
 import duckdb
 
 from ..errors import StoreError, StoreLockedError
+from ..privacy import DayKeys
 from .schema import MIGRATIONS, SCHEMA_VERSION
 from .tx import transaction
 
@@ -82,6 +83,7 @@ class Store:
         self._depth = 0
         self._live = False  # the file is attached (an in-memory store stays attached)
         self._checked = False
+        self._memory_keys: DayKeys | None = None
         if not read_only and not self.in_memory:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
 
@@ -121,6 +123,15 @@ class Store:
     def memory_limit(self) -> str:
         """The in-memory instance's memory limit, as configured."""
         return str(self._config["memory_limit"])
+
+    def day_keys(self) -> DayKeys:
+        """The secret day keys: read afresh from their file beside the database; a store
+        held in memory keeps its own in memory (and writes no file)."""
+        if not self.in_memory:
+            return DayKeys(self.key_path)
+        if self._memory_keys is None:
+            self._memory_keys = DayKeys(None)
+        return self._memory_keys
 
     @property
     def key_path(self) -> Path:
