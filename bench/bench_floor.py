@@ -14,7 +14,8 @@ speed is a ceiling for it:
   campaigns, and the ~0.3 s a command takes to start. `--line-numbers` adds them the only way
   DuckDB's reader allows (row_number() over the file, in file order).
 
-    python bench/bench_floor.py [--memory-limit 200MB] [--line-numbers] [--variant csv|bulk]
+    python bench/bench_floor.py [--memory-limit 200MB] [--line-numbers] [--threads 2]
+                                [--variant csv|bulk]
 
 Each variant runs in a fresh process; peak RSS is that process's own.
 """
@@ -62,7 +63,9 @@ def run_csv(log: Path) -> str:
     return f"{con.execute('SELECT count(*) FROM x').fetchall()[0][0]:,} rows in memory"
 
 
-def run_bulk(log: Path, memory_limit: str, line_numbers: bool, geoip: Path | None) -> str:
+def run_bulk(
+    log: Path, memory_limit: str, line_numbers: bool, geoip: Path | None, threads: int
+) -> str:
     from logalyse.enrich import classify_agent
     from logalyse.enrich.geo import GeoIP
     from logalyse.enrich.pages import is_asset_sql, pageview_sql, referrer_host_steps, source_sql
@@ -80,7 +83,7 @@ def run_bulk(log: Path, memory_limit: str, line_numbers: bool, geoip: Path | Non
     store = Store(Path(tmp) / "floor.duckdb", memory_limit=memory_limit)
     store.attach()
     db = store.con
-    db.execute("SET threads = 2")
+    db.execute(f"SET threads = {threads}")
     # In file order only if line numbers are wanted: otherwise DuckDB may reorder (less memory).
     db.execute(f"SET preserve_insertion_order = {str(line_numbers).lower()}")
     parsed = csv_source(log)
@@ -164,7 +167,7 @@ def child(args: argparse.Namespace) -> None:
         what = (
             run_csv(log)
             if args.variant == "csv"
-            else run_bulk(log, args.memory_limit, args.line_numbers, default_geoip())
+            else run_bulk(log, args.memory_limit, args.line_numbers, default_geoip(), args.threads)
         )
     except Exception as e:  # an OutOfMemoryException is a result too
         what = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:90]}"
@@ -178,6 +181,7 @@ def main() -> None:
     ap.add_argument("--variant", choices=["csv", "bulk"])
     ap.add_argument("--memory-limit", default="200MB", help="DuckDB's, for bulk")
     ap.add_argument("--line-numbers", action="store_true")
+    ap.add_argument("--threads", type=int, default=2, help="DuckDB's, for bulk")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -189,11 +193,12 @@ def main() -> None:
         runs += [("bulk", args.memory_limit, args.line_numbers)]
         if args.variant is None and not args.line_numbers:
             runs += [("bulk", "1GB", True)]
-    print("| pipeline (1M lines, 2 threads) | s | lines/s | peak RSS MiB | result |")
+    print(f"| pipeline (1M lines, {args.threads} threads) | s | lines/s | peak RSS MiB | result |")
     print("|---|---|---|---|---|")
     for variant, limit, numbered in runs:
         cmd = [sys.executable, __file__, "--child", "--variant", variant]
-        cmd += ["--memory-limit", limit] + (["--line-numbers"] if numbered else [])
+        cmd += ["--memory-limit", limit, "--threads", str(args.threads)]
+        cmd += ["--line-numbers"] if numbered else []
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
         seconds, rate, peak, what = out.split("\t")
         label = (
