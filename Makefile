@@ -47,7 +47,8 @@ demo: $(BIN)/.installed
 	$(BIN)/logalyse --db $(DEMO_DB) report referrers --limit 5
 	$(BIN)/logalyse --db $(DEMO_DB) report sessions --limit 3
 
-## bench: import speed and memory (1M lines), reports on a 5M store, tail's memory over a stream
+## bench: import speed and memory (1M lines), reports on a 5M store, tail's memory over a stream,
+## and the ceiling: the fastest pipelines DuckDB allows on the same log
 bench: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet maxminddb-geolite2
 	@# Bytecode as an installed package has it, even where PYTHONDONTWRITEBYTECODE is set.
@@ -55,6 +56,8 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/bench.py
 	$(BIN)/python bench/bench_reports.py
 	$(BIN)/python bench/bench_tail.py --minutes 3
+	$(BIN)/python bench/bench_floor.py
+	$(BIN)/python bench/bench_floor.py --variant bulk --threads 1 --memory-limit 150MB
 
 samples: $(BIN)/.installed
 	$(BIN)/python -m logalyse.loggen --samples sample_logs

@@ -876,7 +876,6 @@ class Importer:
             self._cursors.append(con)
         stage = f"memory.main.b{bid}"
         opts = self.options
-        (rh0, rh0_sql), (rh1, rh1_sql), (_, host_sql) = referrer_host_steps("r_raw")
         lines_tbl = f"memory.main.l{bid}"
         load_lines(con, lines_tbl, box.pop())
         try:
@@ -884,23 +883,18 @@ class Importer:
             con.execute(
                 f"""
                 CREATE TABLE {stage} AS
-                SELECT * EXCLUDE ({rh1}),
-                       {host_sql} AS referrer_host,
+                SELECT *,
                        {_param_sql("query", "utm_source", "ref")} AS utm_source,
                        {_param_sql("query", "utm_medium")} AS utm_medium,
                        {_param_sql("query", "utm_campaign")} AS utm_campaign,
                        {is_asset_sql("path", opts.asset_extensions, opts.non_pages)} AS is_asset,
                        hash(day, client, xff, ua, host) AS ck, hash(ua) AS uh
                 FROM (
-                    SELECT * EXCLUDE ({rh0}), {rh1_sql} AS {rh1} FROM (
-                        SELECT parsed.* EXCLUDE (query, referrer),
-                               {scrub_query_sql("parsed.query", opts.query_allow)} AS query,
-                               {strip_referrer_sql("parsed.referrer")} AS referrer,
-                               {rh0_sql.replace("r_raw", "parsed.referrer")} AS {rh0},
-                               {self._day_expr()} AS day, FALSE AS old,
-                               {lines} + ln AS line_no
-                        FROM ({src.sql.replace(_LINES, lines_tbl)}) parsed
-                    )
+                    SELECT parsed.* EXCLUDE (query),
+                           {scrub_query_sql("parsed.query", opts.query_allow)} AS query,
+                           {self._day_expr()} AS day, FALSE AS old,
+                           {lines} + ln AS line_no
+                    FROM ({src.sql.replace(_LINES, lines_tbl)}) parsed
                 )
                 """
             )
@@ -921,7 +915,7 @@ class Importer:
         self._referrers(con, bid, batch_rows)
         out.uas = [r[0] for r in con.execute(f"SELECT DISTINCT ua FROM {batch_rows}").fetchall()]
         if not self._sites_known and src.kind == "file":
-            out.own_host = self._guess_own_host(con, batch_rows)
+            out.own_host = self._guess_own_host(con, bid, batch_rows)
         if out.counts[("malformed", False)]:
             limit = "" if self.on_reject else f"LIMIT {self.options.samples}"
             out.malformed = con.execute(
@@ -937,19 +931,20 @@ class Importer:
     def _stage(self, con: duckdb.DuckDBPyConnection, bid: int, batch_rows: str, ok: int) -> None:
         """Table s<bid>: the batch's requests as they will be stored, waiting for a commit.
 
-        Joined here, on the parsing thread, with their visitor ids, countries and referrer
-        classes; only the columns the store keeps stay (the user agent as its hash), so
-        that the requests waiting for a full row group take little memory.
+        Joined here, on the parsing thread, with their visitor ids, countries and referrers
+        (stripped, with their hosts and classes); only the columns the store keeps stay (the
+        user agent as its hash), so that the requests waiting for a full row group take
+        little memory.
         """
         (staged,) = con.execute(
             f"""
             CREATE TABLE memory.main.s{bid} AS
             SELECT b.ts, v.vid, nullif(b.host, '') AS host, b.method, b.path, b.query, b.proto,
-                   b.status, b.bytes, b.referrer, b.uh, b.line_no, v.country, v.city,
-                   b.is_asset, b.referrer_host, r.kind AS ref_kind, r.name AS ref_name,
+                   b.status, b.bytes, r.referrer, b.uh, b.line_no, v.country, v.city,
+                   b.is_asset, r.host AS referrer_host, r.kind AS ref_kind, r.name AS ref_name,
                    b.utm_source, b.utm_medium, b.utm_campaign
             FROM {batch_rows} AS b JOIN memory.main.v{bid} AS v ON b.ck = v.ck
-            LEFT JOIN memory.main.r{bid} AS r ON b.referrer_host = r.host
+            LEFT JOIN memory.main.r{bid} AS r ON b.referrer = r.raw
             """
         ).fetchall()[0]
         for table in ("b", "v", "r"):
@@ -1170,11 +1165,30 @@ class Importer:
         )
 
     def _referrers(self, con: duckdb.DuckDBPyConnection, bid: int, batch_rows: str) -> None:
-        """Create table r<bid>: search/social/AI/spam/website, per distinct referrer host."""
+        """Create table r<bid>: per distinct referrer as logged (raw), the referrer as stored
+        (without query or fragment), its host and its class (search/social/AI/spam/website).
+
+        Once per distinct referrer, not per request: most requests of a site repeat a
+        few referrers (its own pages), and splitting them was a sixth of a batch's parse.
+        """
+        (rh0, rh0_sql), (rh1, rh1_sql), (_, host_sql) = referrer_host_steps("raw")
+        hosts_tbl = f"memory.main.rh{bid}"
+        con.execute(
+            f"""
+            CREATE TABLE {hosts_tbl} AS
+            SELECT raw, referrer, {host_sql} AS host FROM (
+                SELECT *, {rh1_sql} AS {rh1} FROM (
+                    SELECT raw, {strip_referrer_sql("raw")} AS referrer, {rh0_sql} AS {rh0}
+                    FROM (SELECT DISTINCT referrer AS raw FROM {batch_rows}
+                          WHERE referrer IS NOT NULL)
+                )
+            )
+            """
+        )
         hosts = [
             r[0]
             for r in con.execute(
-                f"SELECT DISTINCT referrer_host FROM {batch_rows} WHERE referrer_host IS NOT NULL"
+                f"SELECT DISTINCT host FROM {hosts_tbl} WHERE host IS NOT NULL"
             ).fetchall()
         ]
         kinds = [classify_host(h) for h in hosts]
@@ -1184,18 +1198,27 @@ class Importer:
             kind=("VARCHAR", [k for k, _ in kinds]),
             name=("VARCHAR", [n for _, n in kinds]),
         )
-        con.execute(f"CREATE TABLE memory.main.r{bid} AS SELECT * FROM {refmap}", params)
+        con.execute(
+            f"CREATE TABLE memory.main.r{bid} AS SELECT h.raw, h.referrer, h.host, "
+            f"refmap.kind, refmap.name FROM {hosts_tbl} AS h LEFT JOIN {refmap} "
+            "ON h.host = refmap.host",
+            params,
+        )
+        con.execute(f"DROP TABLE {hosts_tbl}")
 
-    def _guess_own_host(self, con: duckdb.DuckDBPyConnection, batch_rows: str) -> str | None:
+    def _guess_own_host(
+        self, con: duckdb.DuckDBPyConnection, bid: int, batch_rows: str
+    ) -> str | None:
         """The site's own host, when the log does not say it: where its assets are loaded from.
 
         Browsers send the page as referrer of its stylesheets and images, so the host most
         asset requests name is, with a clear majority, the site itself.
         """
         rows = con.execute(
-            f"SELECT referrer_host, count(*) AS n, sum(count(*)) OVER () AS total "
-            f"FROM {batch_rows} WHERE is_asset AND referrer_host IS NOT NULL "
-            f"GROUP BY referrer_host ORDER BY n DESC LIMIT 1"
+            f"SELECT r.host, count(*) AS n, sum(count(*)) OVER () AS total "
+            f"FROM {batch_rows} AS b JOIN memory.main.r{bid} AS r ON b.referrer = r.raw "
+            f"WHERE b.is_asset AND r.host IS NOT NULL "
+            f"GROUP BY r.host ORDER BY n DESC LIMIT 1"
         ).fetchall()
         if rows and rows[0][1] >= 20 and rows[0][1] * 2 > rows[0][2]:
             return str(rows[0][0])
