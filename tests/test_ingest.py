@@ -227,13 +227,8 @@ def test_stream_new_lines_before_a_replay_in_the_same_batch_are_new(db_path: Pat
     junk = "upstream timed out"  # not a request, inside the replay: seen, like the replay
     s = run(db_path, stream("".join(x + "\n" for x in [*new, old[0], junk, *old[1:]])))
     assert (s.imported, s.already, s.malformed) == (3, 6, 0)
-    assert sorted(
-        r[0] for r in query(db_path, "SELECT path FROM requests WHERE path LIKE '/n%'")
-    ) == [
-        "/n0",
-        "/n1",
-        "/n2",
-    ]
+    stored = query(db_path, "SELECT path FROM requests WHERE path LIKE '/n%' ORDER BY path")
+    assert [r[0] for r in stored] == ["/n0", "/n1", "/n2"]
     s = run(db_path, stream("".join(x + "\n" for x in [*old, junk, *new])))
     assert (s.imported, s.already, s.malformed) == (0, 9, 0)
 

@@ -381,15 +381,17 @@ def test_a_reader_holding_the_database_delays_a_flush_not_kills_it(
     wait_for(lambda: stored(db) == 10)
     # A long report, say, that gets in between the tail's units of work (after a flush
     # the tail holds the file a moment longer, to remake sessions and close days).
-    deadline = time.monotonic() + 10
-    while True:
+    held: list[duckdb.DuckDBPyConnection] = []
+
+    def get_in() -> bool:
         try:
-            con = duckdb.connect(str(db), read_only=True)
-            break
+            held.append(duckdb.connect(str(db), read_only=True))
         except duckdb.IOException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+            return False
+        return True
+
+    wait_for(get_in, timeout=10)
+    con = held[0]
     try:
         append(log, 11, 20)
         time.sleep(2.0)  # four times --lock-timeout
