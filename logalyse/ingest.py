@@ -1169,7 +1169,7 @@ class Importer:
         (without query or fragment), its host and its class (search/social/AI/spam/website).
 
         Once per distinct referrer, not per request: most requests of a site repeat a
-        few referrers (its own pages), and splitting them was a sixth of a batch's parse.
+        few referrers (its own pages), and splitting them was a fifth of a batch's parse.
         """
         (rh0, rh0_sql), (rh1, rh1_sql), (_, host_sql) = referrer_host_steps("raw")
         hosts_tbl = f"memory.main.rh{bid}"
