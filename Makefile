@@ -7,7 +7,7 @@ DEMO_DB ?= .demo/logalyse.duckdb
 DEMO_GEOIP ?= --geoip tests/data/maxmind/GeoIP2-City-Test.mmdb
 export TERM := unknown
 
-.PHONY: all check test lint fmt demo bench bench-big clean samples
+.PHONY: all check test fuzz lint fmt demo bench bench-big clean samples
 
 all: check
 
@@ -20,6 +20,11 @@ $(BIN)/.installed: pyproject.toml
 ## test: the whole test suite (what CI runs)
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q
+
+## fuzz: the property tests (any value in any field, a log's whole life) at length
+FUZZ ?= 50
+fuzz: $(BIN)/.installed
+	LOGALYSE_FUZZ=$(FUZZ) $(BIN)/python -m pytest -q tests/test_ingest_values.py tests/test_log_life.py
 
 ## lint: format check, ruff, mypy and the import-layer contracts
 lint: $(BIN)/.installed

@@ -1,4 +1,5 @@
-"""Upkeep of a store: retention (`prune`), what it holds (`info`), the settings in effect.
+"""Upkeep of a store: retention (`prune`), what it holds (`info`, `inputs`), redoing an
+input (`forget`), the settings in effect.
 
 Plain functions returning data or `Report`s; the CLI renders them.
 """
@@ -9,10 +10,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 from .config import KEYS, Setting
+from .errors import ConfigError
 from .model import Column, Report
-from .store import Store, transaction
+from .store import Store, mark_sessions_dirty, remake_dirty_sessions, transaction
 
 _AGE = re.compile(r"^\s*(\d+)\s*([dwmy])\s*$")
 
@@ -153,6 +156,102 @@ def info(store: Store) -> list[Report]:
         empty="No input imported yet.",
     )
     return [Report.of_record("database", f"Database {store.path}", items), inputs]
+
+
+_INPUTS = (
+    "SELECT s.id, s.kind, s.name, s.lines, s.byte_offset, s.complete, count(r.line_no), "
+    "s.first_import, s.last_import FROM sources s LEFT JOIN requests r ON r.source_id = s.id "
+    "GROUP BY ALL ORDER BY s.id"
+)
+
+
+def inputs(store: Store) -> list[Report]:
+    """Every input the store has read, with its checkpoint: a file's lines and bytes read
+    (and whether a `.gz` was read to its end), a stream's lines, and the requests stored.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> with Store(pathlib.Path(tempfile.mkdtemp()) / "t.duckdb") as s:
+        ...     inputs(s)[0].rows
+        []
+    """
+    with store.attached() as db:
+        found = db.execute(_INPUTS).fetchall()
+    return [
+        Report(
+            "inputs",
+            "Inputs and their checkpoints",
+            [
+                Column("id", "id", "int"),
+                Column("kind", "kind"),
+                Column("name", "input (as last read)"),
+                Column("lines", "lines read", "int"),
+                Column("bytes", "bytes read", "int"),
+                Column("complete", "complete"),
+                Column("requests", "requests stored", "int"),
+                Column("first_import", "first import (UTC)"),
+                Column("last_import", "last import (UTC)"),
+            ],
+            [
+                (i, k, n, ln, b, ("yes" if c else "no") if k == "file" else "", r, _iso(f), _iso(t))
+                for i, k, n, ln, b, c, r, f, t in found
+            ],
+            notes=["complete: a .gz read to its end; a plain file is read again when it grows"],
+            empty="No input imported yet.",
+        )
+    ]
+
+
+@dataclass
+class ForgetStats:
+    id: int
+    kind: str
+    name: str
+    requests: int
+
+
+def forget(store: Store, which: str, *, dry_run: bool = False) -> ForgetStats:
+    """Drop an input's checkpoint and every request it stored, so that the next import of
+    it reads it again from its first line (after a wrong `--format`, say).
+
+    `which` is an id (`logalyse db inputs`), the name an input was last read under, or
+    the path of a log file, recognised by its content like an import does. Sessions of
+    the time the requests covered are made again.
+    """
+    with store.writer_lock(), store.attached() as db:
+        found = db.execute(
+            "SELECT id, kind, name FROM sources WHERE name = $1 OR id::VARCHAR = $1", [which]
+        ).fetchall()
+        if not found and Path(which).is_file():
+            from .sources import content_hash, head
+
+            first = head(Path(which))
+            candidates = db.execute(
+                "SELECT id, kind, name, fingerprint, fp_len FROM sources "
+                "WHERE kind = 'file' AND fp_len <= ?",
+                [len(first)],
+            ).fetchall()
+            found = [(i, k, n) for i, k, n, fp, fl in candidates if fp == content_hash(first[:fl])]
+        if not found:
+            raise ConfigError(f"no input {which!r} in {store.path}: see `logalyse db inputs`")
+        if len(found) > 1:
+            ids = ", ".join(str(i) for i, _, _ in found)
+            raise ConfigError(f"{which!r} names several inputs ({ids}): give its id")
+        sid, kind, name = found[0]
+        (requests,) = db.execute(
+            "SELECT count(*) FROM requests WHERE source_id = ?", [sid]
+        ).fetchall()[0]
+        stats = ForgetStats(sid, kind, name, requests)
+        if dry_run:
+            return stats
+        with transaction(db):
+            mark_sessions_dirty(
+                db, "SELECT min(ts), max(ts) FROM requests WHERE source_id = ?", [sid]
+            )
+            db.execute("DELETE FROM requests WHERE source_id = ?", [sid])
+            db.execute("DELETE FROM sources WHERE id = ?", [sid])
+        remake_dirty_sessions(db)
+    return stats
 
 
 def _iso(t: object) -> str | None:

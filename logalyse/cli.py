@@ -266,7 +266,9 @@ def _summary(stats: IngestStats) -> str:
         f"imported {_plural(stats.imported, 'line')} from {_plural(len(stats.sources), 'input')} "
         f"in {stats.seconds:.1f}s "
         f"({stats.lines_read:,} read, {stats.already:,} already imported, "
-        f"{stats.malformed:,} malformed, {stats.nonaccess:,} non-access)"
+        f"{stats.malformed:,} malformed, {stats.nonaccess:,} non-access"
+        + (f", {stats.withheld:,} not stored" if stats.withheld else "")
+        + ")"
     )
 
 
@@ -374,14 +376,14 @@ def _import_options(params: dict[str, Any]) -> ImportOptions:
 
 
 @contextmanager
-def _rejects(path: Path | None) -> Iterator[Callable[[str, int, str], None] | None]:
+def _rejects(path: Path | None) -> Iterator[Callable[[str, int, str, str], None] | None]:
     if path is None:
         yield None
         return
     with open(path, "a", encoding="utf-8", errors="backslashreplace") as f:
 
-        def on_reject(source: str, line_no: int, line: str) -> None:
-            f.write(f"{source}\t{line_no}\t{line}\n")
+        def on_reject(source: str, line_no: int, why: str, line: str) -> None:
+            f.write(f"{source}\t{line_no}\t{why}\t{line}\n")
 
         yield on_reject
 
@@ -393,8 +395,17 @@ def _report_malformed(stats: IngestStats) -> None:
     for s in stats.sources:
         if s.malformed:
             say(f"{printable(s.name)}: {_plural(s.malformed, 'malformed line')}")
-            for ln, text in s.samples:
-                say(f"  line {ln}: {text}")
+            for ln, why, text in s.samples:
+                say(f"  line {ln} ({why}): {text}")
+        if s.unterminated:
+            say(
+                f"{printable(s.name)}: 1 unterminated last line "
+                + (
+                    "not stored (the stream ended mid-line)"
+                    if s.kind == "stream"
+                    else "left for the next run"
+                )
+            )
     if stats.late:
         say(
             f"{stats.late:,} lines arrived for days already closed: they got a fresh key, "
@@ -450,10 +461,10 @@ def import_command(paths: tuple[str, ...], **params: Any) -> None:
     bad = stats.mostly_malformed
     if bad:
         s = bad[0]
+        from .ingest import parse_failure_message
+
         raise CommandFailed(
-            f"most lines of {s.name} did not parse as format {s.format!r} "
-            f"({s.malformed:,} of {s.malformed + s.imported:,}): "
-            "pass --format with the log_format from your nginx.conf",
+            parse_failure_message(s),
             int(ExitCode.MOSTLY_MALFORMED),
         )
 
@@ -701,7 +712,7 @@ def top_command(
 
 @cli.group("db", context_settings=CONTEXT_SETTINGS)
 def db_group() -> None:
-    """The database file: what it holds."""
+    """The database file: what it holds, the inputs it has read."""
 
 
 @db_group.command("info", epilog=EXIT_CODES_HELP)
@@ -720,6 +731,57 @@ def db_info(db_path: Path | None, format_: str, as_json: bool) -> None:
     with Store(_resolve_db(db_path), read_only=True) as store:
         reports = info(store)
     _render(reports, format_, as_json)
+
+
+@db_group.command("inputs", epilog=EXIT_CODES_HELP)
+@db_option
+@format_option
+def db_inputs(db_path: Path | None, format_: str, as_json: bool) -> None:
+    """Every input imported (files and streams), with its checkpoint and requests stored.
+
+    \b
+    Example:
+      logalyse db inputs
+    """
+    from .admin import inputs
+    from .store import Store
+
+    with Store(_resolve_db(db_path), read_only=True) as store:
+        reports = inputs(store)
+    _render(reports, format_, as_json)
+
+
+@db_group.command("forget", epilog=EXIT_CODES_HELP)
+@click.argument("input_name", metavar="INPUT")
+@db_option
+@click.option("--dry-run", is_flag=True, help="Say what would be dropped, drop nothing.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+def db_forget(input_name: str, db_path: Path | None, dry_run: bool, quiet: bool) -> None:
+    """Drop an input's checkpoint and the requests it stored, to import it again.
+
+    INPUT is an id or a name from `logalyse db inputs`, or the path of a log file
+    (recognised by its content, whatever it is called now). The next import of it reads
+    it from its first line; days whose keys were destroyed get fresh ones (their
+    visitors are counted apart from the rest of those days).
+
+    \b
+    Examples:
+      logalyse db forget /var/log/nginx/access.log.1 --dry-run
+      logalyse db forget 3
+    """
+    from .admin import forget
+    from .formats.escape import printable
+    from .store import Store
+
+    with Store(_resolve_db(db_path)) as store:
+        stats = forget(store, input_name, dry_run=dry_run)
+    if not quiet:
+        verb = "would forget" if dry_run else "forgot"
+        say(
+            f"{verb} input {stats.id} ({stats.kind} {printable(stats.name)}) and its "
+            f"{_plural(stats.requests, 'stored request')}"
+            + ("" if dry_run else "; the next import of it reads it from its first line")
+        )
 
 
 # -- reports -------------------------------------------------------------------------------

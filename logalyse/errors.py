@@ -36,6 +36,12 @@ class SourceError(LogalyseError):
     """An input path or stream that cannot be read."""
 
 
+class MostlyMalformedError(LogalyseError):
+    """Most lines of an input did not parse: almost surely the wrong format."""
+
+    exit_code = ExitCode.MOSTLY_MALFORMED
+
+
 class StoreError(LogalyseError):
     """The DuckDB store cannot be opened, migrated or written."""
 

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import collections
 import itertools
-import json
 import re
 import sys
 import threading
 import time
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -62,10 +61,11 @@ from .privacy import (
 )
 from .sources import (
     FileInfo,
-    batches,
+    LineBlocks,
     content_hash,
     file_info,
     head,
+    is_finished,
     oldest_first,
     open_content,
     skip_bytes,
@@ -76,6 +76,7 @@ from .store import (
     REQUEST_COLUMNS,
     Store,
     columns_sql,
+    mark_sessions_dirty,
     remake_dirty_sessions,
     transaction,
 )
@@ -92,18 +93,20 @@ ROW_GROUP_ROWS = 122_880
 #: limit; under this one it drops them instead (they are re-read from the file: nothing
 #: spills). A bucket's sort (SESSION_CHUNK_PAGEVIEWS) needs less than that.
 REMAKE_MEMORY_LIMIT = "100MB"
+#: Requests of a mostly malformed input held back before the import gives up on it: by
+#: then it is surely the wrong format (see Importer._withholding).
+WITHHOLD_MAX_REQUESTS = ROW_GROUP_ROWS
 #: A long import detaches the store at least this often, so that reports can get in.
 HOLD_SECONDS = 2.0
 #: Cap on remembered client addresses (each maps to its normalised form).
 _IP_CACHE_MAX = 500_000
-#: Cap on fingerprints kept for a stream's last second.
-_POSITION_FPS_MAX = 10_000
 _NEWLINE = re.compile(b"\n")
 #: Stands for a batch's table of lines in a source's parse query.
 _LINES = "__lines__"
 
 ProgressFn = Callable[[str, int, int], None]
-RejectFn = Callable[[str, int, str], None]
+#: (input, line number, why it did not parse, the line with addresses masked)
+RejectFn = Callable[[str, int, str, str], None]
 
 
 @dataclass(frozen=True)
@@ -251,10 +254,114 @@ def load_lines(con: duckdb.DuckDBPyConnection, table: str, data: bytes | memoryv
 
 
 def _param_sql(query: str, *names: str) -> str:
-    """SQL: the first of these query parameters present, URL-decoded (NULL when none)."""
+    """SQL: the first of these query parameters present, URL-decoded (NULL when none).
+
+    A value that does not decode to UTF-8 (`%FF`, Latin-1's `%E9`) is kept as logged:
+    `url_decode` would fail the whole batch over it.
+    """
     found = [f"nullif(regexp_extract({query}, '(?:^|&){n}=([^&]*)', 1), '')" for n in names]
     value = found[0] if len(found) == 1 else f"coalesce({', '.join(found)})"
-    return f"CASE WHEN {query} IS NULL THEN NULL ELSE url_decode({value}) END"
+    return (
+        f"CASE WHEN {query} IS NULL THEN NULL ELSE coalesce(TRY(url_decode({value})), {value}) END"
+    )
+
+
+class LineRanges:
+    """A set of line numbers kept as sorted, disjoint ranges: a replay matches stored lines
+    mostly in order, so a whole history's worth stays a handful of ranges.
+
+    Example:
+        >>> r = LineRanges(); r.add([3, 4, 5, 9]); r.add([6, 10]); r.ranges
+        [(3, 6), (9, 10)]
+    """
+
+    def __init__(self) -> None:
+        self.ranges: list[tuple[int, int]] = []
+
+    def add(self, numbers: Sequence[int]) -> None:
+        runs: list[tuple[int, int]] = []
+        for n in sorted(numbers):
+            if runs and n <= runs[-1][1] + 1:
+                runs[-1] = (runs[-1][0], max(runs[-1][1], n))
+            else:
+                runs.append((n, n))
+        merged: list[tuple[int, int]] = []
+        for lo, hi in sorted(self.ranges + runs):
+            if merged and lo <= merged[-1][1] + 1:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+            else:
+                merged.append((lo, hi))
+        self.ranges = merged
+
+
+#: What identifies a request, as the store keeps it: a replayed line is matched to a stored
+#: row by these fields (neither the client address nor the visitor id: a closed day's key
+#: is gone, so the same line would get another id).
+_BATCH_KEY = (
+    "hash(date_trunc('second', ts)::TIMESTAMP, nullif(host, ''), method, path, query, proto, "
+    f"status::INTEGER, bytes, {strip_referrer_sql('referrer')}, ua)"
+)
+_STORED_KEY = (
+    "hash(r.ts::TIMESTAMP, r.host, r.method, r.path, r.query, r.protocol, r.status::INTEGER, "
+    "r.bytes, r.referrer, u.ua)"
+)
+
+
+def mark_replayed(
+    con: duckdb.DuckDBPyConnection, stage: str, source_id: int, prior_lines: int,
+    matched: LineRanges,
+) -> int:  # fmt: skip
+    """Streams: mark as seen (`old`) the requests of batch table `stage` that an earlier run
+    of the same stream stored: a replay, as `docker compose logs` prints its whole history
+    again. Needs the database attached (as `db`); returns how many were marked.
+
+    A replayed line is recognised by what it is, not by where its time falls (nginx logs
+    in completion order, so times go back and forth by seconds): per second, the batch's
+    requests and the stream's stored rows are matched as multisets of their stored fields,
+    N identical lines against M stored ones leaving N - M new. Only rows of earlier runs
+    (line numbers up to `prior_lines`) can be matched, each once per run (`matched`
+    remembers them): this run's own lines are new, identical or not. Lines that are not
+    requests (errors, start-up lines) before the batch's last replayed line were seen with it.
+    """
+    lo, hi = con.execute(
+        f"SELECT min(date_trunc('second', ts)), max(date_trunc('second', ts)) FROM {stage} "
+        "WHERE kind = 'ok'"
+    ).fetchall()[0]
+    if lo is None:
+        return 0
+    used, used_params = columns_sql(
+        "used",
+        lo=("BIGINT", [a for a, _ in matched.ranges]),
+        hi=("BIGINT", [b for _, b in matched.ranges]),
+    )
+    pairs = con.execute(
+        f"""
+        WITH b AS (
+            SELECT ln, {_BATCH_KEY} AS k FROM {stage} WHERE kind = 'ok'
+        ), c AS (
+            SELECT r.line_no, {_STORED_KEY} AS k
+            FROM db.requests r LEFT JOIN db.user_agents u ON r.ua_id = u.id
+            WHERE r.source_id = $sid AND r.line_no <= $prior AND r.ts >= $lo AND r.ts <= $hi
+              AND NOT EXISTS (SELECT 1 FROM {used} WHERE r.line_no BETWEEN used.lo AND used.hi)
+        )
+        SELECT b.ln, c.line_no
+        FROM (SELECT *, row_number() OVER (PARTITION BY k ORDER BY ln) AS occ FROM b) b
+        JOIN (SELECT *, row_number() OVER (PARTITION BY k ORDER BY line_no) AS occ FROM c) c
+          ON b.k = c.k AND b.occ = c.occ
+        """,
+        {"sid": source_id, "prior": prior_lines, "lo": lo, "hi": hi, **used_params},
+    ).fetchall()
+    if not pairs:
+        return 0
+    matched.add([n for _, n in pairs])
+    con.execute(
+        f"UPDATE {stage} SET old = TRUE WHERE ln IN (SELECT unnest($1::BIGINT[]))",
+        [[ln for ln, _ in pairs]],
+    )
+    con.execute(
+        f"UPDATE {stage} SET old = TRUE WHERE kind <> 'ok' AND ln <= $1", [max(p[0] for p in pairs)]
+    )
+    return len(pairs)
 
 
 @dataclass
@@ -275,16 +382,16 @@ class _Source:
     fmt: LogFormat | None = None
     prefix: StreamPrefix = field(default_factory=StreamPrefix)
     sql: str = ""
-    #: streams: replica -> (last timestamp, {fingerprint: occurrences at it})
-    position: dict[str, tuple[datetime, dict[str, int]]] = field(default_factory=dict)
-    #: streams: occurrences at the starting position still to skip in this run
-    allowance: dict[tuple[str, str], int] = field(default_factory=dict)
-    position_json: str | None = None  # streams: the position to commit
+    #: streams: the highest line number earlier runs stored (a replay is matched to those)
+    prior_lines: int = 0
+    #: streams: stored lines (earlier runs') that this run's replayed lines were matched to
+    matched: LineRanges = field(default_factory=lambda: LineRanges())
 
     def __post_init__(self) -> None:
         # Parsing starts where the last commit ended.
         self.parsed_offset = self.queued_offset = self.offset
         self.parsed_lines = self.queued_lines = self.lines
+        self.known = self.exists  # stored from before this run
 
 
 @dataclass
@@ -294,8 +401,7 @@ class _Parsed:
     counts: Counter[tuple[str, bool]] = field(default_factory=Counter)  # (kind, old) -> lines
     days: Counter[date] = field(default_factory=Counter)  # day -> new requests
     uas: list[str] = field(default_factory=list)  # distinct user agents of new requests
-    malformed: list[tuple[int, str]] = field(default_factory=list)  # (line number, line)
-    position: str | None = None  # streams: the position after this batch
+    malformed: list[tuple[int, str, str]] = field(default_factory=list)  # (number, why, line)
     own_host: str | None = None  # the host the batch's assets were loaded from
 
 
@@ -314,7 +420,6 @@ class _Commit:
     offset: int  # the checkpoint to write
     lines: int
     before: tuple[int, int] | None  # the checkpoint expected in the store; None = new source
-    position: str | None
     complete: bool
     new_uas: list[tuple[int, str, Agent]]
     new_days: list[str]
@@ -412,18 +517,19 @@ class _Committer:
         may be stale; `remake_sessions` (once per run) makes them and clears the mark.
         """
         in_job = f"line_no > {job.first_line} AND line_no <= {job.last_line}"
-        db.execute(
-            f"""
-            INSERT OR REPLACE INTO meta
-            SELECT 'sessions_dirty', strftime(least(n.lo, o.lo), '%Y-%m-%dT%H:%M:%S.%f')
-                   || '|' || strftime(greatest(n.hi, o.hi), '%Y-%m-%dT%H:%M:%S.%f')
-            FROM (SELECT min(ts) AS lo, max(ts) AS hi FROM ({staged}) WHERE {in_job}) n,
-                 (SELECT min(split_part(value, '|', 1)::TIMESTAMP) AS lo,
-                         max(split_part(value, '|', 2)::TIMESTAMP) AS hi
-                  FROM meta WHERE key = 'sessions_dirty') o
-            WHERE n.lo IS NOT NULL
-            """
-        )
+        mark_sessions_dirty(db, f"SELECT min(ts), max(ts) FROM ({staged}) WHERE {in_job}")
+
+
+def _run_now(fn: Callable[..., _Parsed], *args: Any) -> Future[_Parsed]:
+    """Call `fn` on this thread, as a future that is already done."""
+    from concurrent.futures import Future
+
+    future: Future[_Parsed] = Future()
+    try:
+        future.set_result(fn(*args))
+    except Exception as e:  # raised again by future.result(), like a pool's
+        future.set_exception(e)
+    return future
 
 
 def _write_checkpoint(db: duckdb.DuckDBPyConnection, job: _Commit) -> None:
@@ -431,8 +537,8 @@ def _write_checkpoint(db: duckdb.DuckDBPyConnection, job: _Commit) -> None:
     if job.before is None:
         db.execute(
             "INSERT INTO sources (id, kind, name, device, inode, fingerprint, fp_len, compressed, "
-            "size, complete, byte_offset, lines, position, first_import, last_import) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP, now()::TIMESTAMP)",
+            "size, complete, byte_offset, lines, first_import, last_import) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP, now()::TIMESTAMP)",
             [
                 job.source_id,
                 job.kind,
@@ -446,16 +552,17 @@ def _write_checkpoint(db: duckdb.DuckDBPyConnection, job: _Commit) -> None:
                 job.complete,
                 job.offset,
                 job.lines,
-                job.position,
             ],
         )
         return
     # Optimistic check: the checkpoint must still be where this run found it.
     sets = (
-        "byte_offset = ?, lines = ?, position = ?, name = ?, complete = ?, "
+        # A stream's replays are matched to its stored rows: the JSON position that
+        # schema 4 kept for it is not used any more.
+        "byte_offset = ?, lines = ?, position = NULL, name = ?, complete = ?, "
         "last_import = now()::TIMESTAMP"
     )
-    params: list[Any] = [job.offset, job.lines, job.position, job.name, job.complete]
+    params: list[Any] = [job.offset, job.lines, job.name, job.complete]
     if info is not None:
         sets += ", device = ?, inode = ?, size = ?, fingerprint = ?, fp_len = ?"
         params += [info.device, info.inode, info.size, info.fingerprint, info.fp_len]
@@ -484,8 +591,10 @@ class Importer:
         on_progress: ProgressFn | None = None,
         on_reject: RejectFn | None = None,
         hold_seconds: float = HOLD_SECONDS,
+        withhold: str = "all",
     ) -> None:
         self.store = store
+        self.withhold = withhold  # see _withholding
         self.options = options
         self.on_progress = on_progress
         self.on_reject = on_reject
@@ -607,21 +716,29 @@ class Importer:
             cur.close()
         self.con.close()
 
-    def import_file(self, path: Path) -> SourceStats:
-        """Import what is new in one log file (plain or gzip)."""
+    def import_file(self, path: Path, *, finished: bool = False) -> SourceStats:
+        """Import what is new in one log file (plain or gzip).
+
+        An unterminated last line is read once it ends, or once the file is finished: a
+        `.gz` whose end (its trailer) was read, a rotated file no longer written to, or
+        `finished` (the caller knows: tail retiring a rotated file). Until then it is left
+        for the next run (`SourceStats.unterminated`).
+        """
         info = file_info(path)
         stats = SourceStats(name=str(path))
         if info.fp_len == 0:
             stats.note = "empty"
             return stats
         src = self._file_source(info, head(path), stats)
-        stats.already = src.lines
+        # Lines before the checkpoint are lines of the input too: read counts them all.
+        stats.already = stats.lines_read = src.lines
         if src.exists:
             if not info.compressed and info.size == src.offset:
                 stats.note = "unchanged since the last import"
                 return stats
             if not info.compressed and info.size < src.offset:
                 stats.note = "shorter than what was imported from it: left alone"
+                stats.already = stats.lines_read = 0
                 return stats
             if info.compressed and stats.note == "complete":
                 stats.note = "unchanged since the last import"
@@ -634,30 +751,41 @@ class Importer:
                     reader.seek(src.offset)
             raw = getattr(reader, "fileobj", None) or reader
 
-            def writer_idle() -> bool:
-                # An unterminated last line is taken only if nobody is appending to it.
+            def ended() -> bool:  # asked once the content is read
                 if info.compressed:
-                    return True
-                try:
-                    return path.stat().st_size == reader.tell()
-                except OSError:
-                    return True
+                    return bool(getattr(reader, "complete", False))
+                return finished or is_finished(path)
 
             def progress() -> None:
                 if self.on_progress:
                     self.on_progress(str(path), raw.tell(), info.size)
 
-            blocks = batches(reader, self.options.batch_bytes, take_partial=writer_idle)
-            for _ in self._parsed(src, blocks, progress):
-                if self._staged >= ROW_GROUP_ROWS:
-                    self._hand_off(src, limit=self._staged // ROW_GROUP_ROWS * ROW_GROUP_ROWS)
-            self._hand_off(src, complete=info.compressed)
+            blocks = LineBlocks(reader, self.options.batch_bytes, take_partial=ended)
+            with closing(self._parsed(src, iter(blocks), progress)) as parsed:
+                for _ in parsed:
+                    if self._staged < ROW_GROUP_ROWS:
+                        continue
+                    if not self._withholding(src):
+                        self._hand_off(src, limit=self._staged // ROW_GROUP_ROWS * ROW_GROUP_ROWS)
+                    elif self._staged >= WITHHOLD_MAX_REQUESTS:
+                        break  # enough to be sure: this is the wrong format
+            stats.unterminated = 1 if blocks.left else 0
+            if self._withholding(src):
+                self._withhold(src)
+            else:
+                self._hand_off(src, complete=info.compressed and ended())
         return stats
 
     def import_stream(self, inp: StreamInput) -> SourceStats:
-        """Import a stream (stdin), skipping lines an earlier run of the same name imported."""
-        reader = stream_reader(inp.stream)
-        return self.import_blocks(inp.label, batches(reader, self.options.batch_bytes))
+        """Import a stream (stdin), skipping what an earlier run of the same name imported.
+
+        An unterminated last line is not stored: a stream cut mid-line ends with half a
+        line, and the whole line comes with the next replay (`SourceStats.unterminated`).
+        """
+        blocks = LineBlocks(stream_reader(inp.stream), self.options.batch_bytes, take_partial=False)
+        stats = self.import_blocks(inp.label, iter(blocks))
+        stats.unterminated = 1 if blocks.left else 0
+        return stats
 
     def import_blocks(
         self, label: str, blocks: Iterator[tuple[bytes | memoryview, int]]
@@ -667,7 +795,7 @@ class Importer:
         `tail -` hands blocks over as they come (every few seconds), so each is stored
         before the next is awaited.
         """
-        stats = SourceStats(name=label)
+        stats = SourceStats(name=label, kind="stream")
         first = next(blocks, None)
         if first is None:
             return stats
@@ -679,9 +807,31 @@ class Importer:
 
         with self._committing():
             # One batch at a time: what a batch skips depends on the one before.
-            for _ in self._parsed(src, itertools.chain([first], blocks), progress, ahead=0):
-                self._hand_off(src)  # its position comes from the batch just parsed
+            chain = itertools.chain([first], blocks)
+            with closing(self._parsed(src, chain, progress, ahead=0)) as parsed:
+                for _ in parsed:
+                    if not self._withholding(src):
+                        self._hand_off(src)
+                    elif self.withhold == "new" or self._staged >= WITHHOLD_MAX_REQUESTS:
+                        break  # a live stream cannot wait: give up at once
+            if self._withholding(src):
+                self._withhold(src)
         return stats
+
+    def _withholding(self, src: _Source) -> bool:
+        """Whether the input's requests are held back from the store: most of its lines so
+        far did not parse, so the format is almost surely wrong, and a checkpoint now would
+        make a rerun with the right `--format` skip them (`withhold`: "new" holds back only
+        inputs never stored from before, as a live tail wants)."""
+        if not src.stats.parse_failures_dominate:
+            return False
+        return self.withhold == "all" or not src.known
+
+    def _withhold(self, src: _Source) -> None:
+        """Store nothing of a mostly malformed input: its checkpoint stays where it was."""
+        st = src.stats
+        st.withheld, st.imported, st.late = st.imported, 0, 0
+        st.note = "nothing stored: most lines did not parse"
 
     @contextmanager
     def _committing(self) -> Iterator[None]:
@@ -757,7 +907,7 @@ class Importer:
             sid = self._next_source
             self._next_source += 1
             return _Source(stats=stats, kind="stream", id=sid, exists=False, prefix=prefix)
-        sid, offset, lines, position = rows[0]
+        sid, offset, lines, _ = rows[0]
         # A stream's byte_offset only counts what was read under this name, over all runs.
         src = _Source(
             stats=stats,
@@ -767,12 +917,8 @@ class Importer:
             offset=offset,
             lines=lines,
             prefix=prefix,
+            prior_lines=lines,
         )
-        for replica, pos in json.loads(position or "{}").items():
-            fps = {k: int(v) for k, v in pos["fps"].items()}
-            src.position[replica] = (datetime.fromisoformat(pos["ts"]), fps)
-            for fp, n in fps.items():
-                src.allowance[(replica, fp)] = n
         return src
 
     # -- one batch ---------------------------------------------------------------
@@ -803,7 +949,6 @@ class Importer:
             _LINES,
             prefix=src.prefix,
             service=self.options.service,
-            fingerprint=src.kind == "stream",
         )
 
     def _day_expr(self) -> str:
@@ -818,12 +963,14 @@ class Importer:
         blocks: Iterator[tuple[bytes | memoryview, int]],
         progress: Callable[[], None],
         ahead: int = 1,
-    ) -> Iterator[int]:
+    ) -> Generator[int, None, None]:
         """Parse blocks into batch tables and yield each batch's number, in order.
 
         DuckDB parses one block's lines on a single core, so two threads parse (each on
         its own connection, without the GIL) while this one reads the next block and
-        commits: up to `ahead` blocks are parsed ahead of the one yielded.
+        commits: up to `ahead` blocks are parsed ahead of the one yielded. A stream's
+        blocks are parsed here, one at a time: what a block replays is matched against the
+        store (attached by this thread) and depends on the blocks before it.
         """
         inflight: collections.deque[tuple[int, Future[_Parsed], int, int]] = collections.deque()
         try:
@@ -835,9 +982,12 @@ class Importer:
                 self._bid += 1
                 # In a box that the parsing thread empties: the block is let go as soon
                 # as DuckDB holds its lines, not when the whole batch is done.
-                future = self._parse_pool().submit(
-                    self._parse_batch, src, self._bid, [data], src.queued_lines
-                )
+                if src.kind == "stream":
+                    future = _run_now(self._parse_batch, src, self._bid, [data], src.queued_lines)
+                else:
+                    future = self._parse_pool().submit(
+                        self._parse_batch, src, self._bid, [data], src.queued_lines
+                    )
                 del data
                 self._ends[self._bid] = (src.queued_offset, src.queued_lines, ends)
                 src.queued_lines += nlines
@@ -901,8 +1051,9 @@ class Importer:
         finally:
             con.execute(f"DROP TABLE {lines_tbl}")
         self._unescape_batch(con, stage)
-        if src.kind == "stream" and src.position:
-            self._mark_old(con, src, stage)
+        if src.kind == "stream" and src.prior_lines:
+            with self._db():
+                mark_replayed(con, stage, src.id, src.prior_lines, src.matched)
         out = _Parsed()
         for kind, old, day, n in con.execute(
             f"SELECT kind, old, day, count(*) FROM {stage} GROUP BY ALL"
@@ -919,11 +1070,9 @@ class Importer:
         if out.counts[("malformed", False)]:
             limit = "" if self.on_reject else f"LIMIT {self.options.samples}"
             out.malformed = con.execute(
-                f"SELECT line_no, line FROM {stage} WHERE kind = 'malformed' AND NOT old "
+                f"SELECT line_no, why, line FROM {stage} WHERE kind = 'malformed' AND NOT old "
                 f"ORDER BY line_no {limit}"
             ).fetchall()
-        if src.kind == "stream":
-            out.position = self._next_position(con, src, stage)
         self._stage(con, bid, batch_rows, out.counts[("ok", False)])
         purge_duckdb_memory()
         return out
@@ -977,86 +1126,6 @@ class Importer:
                 f"UPDATE {stage} SET {c} = esc.clean{also} FROM {esc} WHERE {stage}.{c} = esc.raw",
                 params,
             )
-
-    def _mark_old(self, con: duckdb.DuckDBPyConnection, src: _Source, stage: str) -> None:
-        """Streams: mark the batch's lines at or before the stored position as seen."""
-        pos, pos_params = columns_sql(
-            "pos",
-            replica=("VARCHAR", list(src.position)),
-            pts=("TIMESTAMP", [p[0] for p in src.position.values()]),
-        )
-        allow, allow_params = columns_sql(
-            "allow",
-            replica=("VARCHAR", [k[0] for k in src.allowance]),
-            fp=("VARCHAR", [k[1] for k in src.allowance]),
-            n=("BIGINT", list(src.allowance.values())),
-        )
-        con.execute(
-            f"""
-            UPDATE {stage} AS t SET old = TRUE FROM (
-                SELECT q.ln FROM (
-                    SELECT ln, coalesce(svc, '') AS replica, coalesce(dts, ts) AS pts, fp,
-                           row_number() OVER (
-                               PARTITION BY coalesce(svc, ''), coalesce(dts, ts), fp ORDER BY ln
-                           ) AS occ
-                    FROM {stage} WHERE kind = 'ok'
-                ) q JOIN {pos} ON q.replica = pos.replica
-                LEFT JOIN {allow}
-                  ON allow.replica = q.replica AND allow.fp = q.fp AND q.pts = pos.pts
-                WHERE q.pts < pos.pts OR (q.pts = pos.pts AND q.occ <= coalesce(allow.n, 0))
-            ) o WHERE t.ln = o.ln
-            """,
-            {**pos_params, **allow_params},
-        )
-        # Lines that are not requests (errors, junk) before the last line seen were seen
-        # too; a request is judged by its own time (new requests may precede a replay).
-        con.execute(
-            f"UPDATE {stage} SET old = TRUE WHERE kind <> 'ok' AND ln <= "
-            f"(SELECT coalesce(max(ln), 0) FROM {stage} WHERE old)"
-        )
-        used = con.execute(
-            f"SELECT coalesce(s.svc, ''), s.fp, count(*) FROM {stage} s JOIN {pos} "
-            "ON coalesce(s.svc, '') = pos.replica AND coalesce(s.dts, s.ts) = pos.pts "
-            "WHERE s.kind = 'ok' AND s.old GROUP BY ALL",
-            pos_params,
-        ).fetchall()
-        for replica, fp, n in used:
-            key = (replica, fp)
-            if key in src.allowance:
-                src.allowance[key] = max(0, src.allowance[key] - int(n))
-
-    def _next_position(self, con: duckdb.DuckDBPyConnection, src: _Source, stage: str) -> str:
-        """Streams: the position after the batch just parsed, as stored JSON."""
-        rows = con.execute(
-            f"""
-            WITH b AS (SELECT * FROM {stage} WHERE kind = 'ok'),
-            last AS (
-                SELECT coalesce(svc, '') AS replica, max(coalesce(dts, ts)) AS pts
-                FROM b GROUP BY ALL
-            )
-            SELECT last.replica, last.pts, b.fp, count(*) FROM b JOIN last
-              ON coalesce(b.svc, '') = last.replica AND coalesce(b.dts, b.ts) = last.pts
-            GROUP BY ALL
-            """
-        ).fetchall()
-        batch: dict[str, tuple[datetime, Counter[str]]] = {}
-        for replica, pts, fp, n in rows:
-            batch.setdefault(replica, (pts, Counter()))[1][fp] = int(n)
-        for replica, (pts, counts) in batch.items():
-            old = src.position.get(replica)
-            if old is None or pts > old[0]:
-                src.position[replica] = (pts, dict(counts))
-            elif pts == old[0]:
-                merged = dict(old[1])
-                for fp, n in counts.items():
-                    merged[fp] = max(merged.get(fp, 0), n)
-                src.position[replica] = (pts, merged)
-        return json.dumps(
-            {
-                r: {"ts": p[0].isoformat(), "fps": dict(list(p[1].items())[:_POSITION_FPS_MAX])}
-                for r, p in src.position.items()
-            }
-        )
 
     def _user_agents(self, uas: Sequence[str]) -> None:
         """Give the batch's new user agents ids and a classification (table uamap).
@@ -1233,8 +1302,6 @@ class Importer:
         if parsed.own_host and not self._sites_known:
             self.sites.add(parsed.own_host)
             self._sites_known = True
-        if parsed.position is not None:
-            src.position_json = parsed.position
         src.parsed_lines += nlines
         src.parsed_offset += consumed
         counts, days = parsed.counts, parsed.days
@@ -1255,12 +1322,12 @@ class Importer:
             n for (k, old), n in counts.items() if not old and k in ("nonaccess", "blank", "other")
         )
         st.late += sum(late.values())
-        for line_no, line in parsed.malformed:
+        for line_no, why, line in parsed.malformed:
             masked = mask_ips(line)
             if len(st.samples) < self.options.samples:
-                st.samples.append((line_no, printable(masked)[:300]))
+                st.samples.append((line_no, why, printable(masked)[:300]))
             if self.on_reject:
-                self.on_reject(st.name, line_no, masked)
+                self.on_reject(st.name, line_no, why, masked)
         return bid
 
     def _drop_batches(self, count: int) -> None:
@@ -1310,7 +1377,6 @@ class Importer:
             offset=offset,
             lines=last_line,
             before=(src.offset, src.lines) if src.exists else None,
-            position=src.position_json,
             complete=complete,
             new_uas=list(self._pending_uas),
             new_days=new_days,
@@ -1384,6 +1450,17 @@ class Importer:
         # A long run (tail) counts later lines of these days as late, like the next run would.
         self.closed_days.update(days)
         return self.keys.destroy(days)
+
+
+def parse_failure_message(s: SourceStats) -> str:
+    """What to tell the user when most lines of an input did not parse."""
+    stored = f"{s.imported:,} stored" if s.imported else "nothing of it stored"
+    total = s.malformed + s.imported + s.withheld
+    return (
+        f"most lines of {printable(s.name)} did not parse as format {s.format!r} "
+        f"({s.malformed:,} of {total:,}; {stored}): "
+        "pass --format with the log_format from your nginx.conf"
+    )
 
 
 def ingest(

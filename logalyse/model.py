@@ -12,20 +12,27 @@ class SourceStats:
 
     name: str
     format: str = ""
-    lines_read: int = 0  # lines read from the input by this run
+    kind: str = "file"  # file | stream
+    #: lines of the input, up to where this run stopped: a file's `wc -l` (its unterminated
+    #: last line aside); = imported + already + malformed + nonaccess + withheld
+    lines_read: int = 0
     imported: int = 0  # rows added to the store
-    already: int = 0  # lines skipped because an earlier run imported them
+    already: int = 0  # lines an earlier run imported (before a file's checkpoint, a replay)
     malformed: int = 0  # lines that did not match the format
     nonaccess: int = 0  # nginx error / start-up lines, blank lines, other services
     late: int = 0  # rows for a day whose key was already destroyed
-    #: The first few malformed lines, with addresses masked: (line number, text).
-    samples: list[tuple[int, str]] = field(default_factory=list)
+    #: requests parsed but not stored: most lines of the input did not parse (wrong format?)
+    withheld: int = 0
+    #: an unterminated last line not read (a file: left for the next run; a stream: dropped)
+    unterminated: int = 0
+    #: The first few malformed lines, with addresses masked: (line number, why, text).
+    samples: list[tuple[int, str, str]] = field(default_factory=list)
     note: str = ""  # e.g. "unchanged since last import", "rotated from access.log"
 
     @property
     def parse_failures_dominate(self) -> bool:
         """Most lines failed to parse: almost surely the wrong format."""
-        candidates = self.imported + self.malformed
+        candidates = self.imported + self.withheld + self.malformed
         return candidates >= 5 and self.malformed * 2 > candidates
 
 
@@ -63,6 +70,14 @@ class IngestStats:
     @property
     def late(self) -> int:
         return self.total("late")
+
+    @property
+    def withheld(self) -> int:
+        return self.total("withheld")
+
+    @property
+    def unterminated(self) -> int:
+        return self.total("unterminated")
 
     @property
     def mostly_malformed(self) -> list[SourceStats]:

@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import stat
+import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,14 @@ MAX_LINE_BYTES = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 
 _ROTATION_RE = re.compile(r"\.(\d+)(?:\.gz)?$")
+#: Names logrotate gives: access.log.1, access.log.2.gz, access.log-20240506 (dateext).
+_ROTATED_RE = re.compile(r"(?:\.\d+|[-._]\d{8}(?:\d{2})?)(?:\.gz)?$")
+#: A rotated file not written to for this long is finished: nginx reopened its logs long
+#: ago, so an unterminated last line in it will never end (nginx died mid-write).
+ROTATED_IDLE_SECONDS = 60.0
+#: Any file not written to for this long is finished (an archived log, a download): no
+#: writer pauses mid-line for an hour.
+IDLE_SECONDS = 3600.0
 
 
 class Readable(Protocol):
@@ -120,6 +129,24 @@ def rotation_number(path: Path) -> int:
     return int(m.group(1)) if m else 0
 
 
+def is_finished(path: Path, now: float | None = None) -> bool:
+    """Whether a plain log file will not be written to again: it has not changed for
+    IDLE_SECONDS, or for ROTATED_IDLE_SECONDS if it has a rotated name.
+
+    Example:
+        >>> is_finished(Path("no-such.log"))
+        False
+    """
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        return False
+    idle = (time.time() if now is None else now) - mtime
+    return idle >= IDLE_SECONDS or (
+        idle >= ROTATED_IDLE_SECONDS and _ROTATED_RE.search(path.name) is not None
+    )
+
+
 def oldest_first(paths: Sequence[Path]) -> list[Path]:
     """Order log files so that the oldest content is imported first.
 
@@ -151,6 +178,8 @@ class GunzipStream:
     """Decompress gzip incrementally, keeping what a truncated file still holds.
 
     Works on pipes (which cannot seek) and on files; `fileobj` is the compressed input.
+    `complete` tells, once the input is read, whether it ended with a whole member (its
+    trailer checked): a `.gz` that logrotate is still writing is not complete yet.
     """
 
     def __init__(self, raw: BinaryIO, first: bytes = b"") -> None:
@@ -159,6 +188,8 @@ class GunzipStream:
         self._d = zlib.decompressobj(wbits=47)
         self._pending = first
         self._done = False
+        self._member_fed = False  # the current member has been given bytes
+        self.complete = False
 
     def __enter__(self) -> GunzipStream:
         return self
@@ -172,17 +203,23 @@ class GunzipStream:
             if self._d.eof:  # the next member of a concatenated file, if any
                 self._pending = self._d.unused_data + self._pending
                 self._d = zlib.decompressobj(wbits=47)
+                self._member_fed = False
             data = self._d.unconsumed_tail or self._pending
             self._pending = b""
             if not data:
                 data = self._raw.read(1 << 16)
                 if not data:
                     self._done = True
+                    # Ended between members (or right after the last one's trailer).
+                    self.complete = self._d.eof or not self._member_fed
                     break
             try:
                 out += self._d.decompress(data, n - len(out))
+                self._member_fed = True
             except zlib.error:
                 self._done = True  # corrupt from here on: keep what came before
+                # Junk after a whole member (zero padding) still ends a complete file.
+                self.complete = not self._member_fed
         return bytes(out)
 
 
@@ -217,44 +254,104 @@ def _readinto(reader: Readable, view: memoryview) -> int:
     return len(data)
 
 
-def batches(
-    reader: Readable,
-    batch_bytes: int,
-    *,
-    take_partial: Callable[[], bool] | bool = True,
-) -> Iterator[tuple[bytes | memoryview, int]]:
-    """Yield (block, bytes consumed): blocks of whole lines, each ending in a newline.
+class LineBlocks:
+    r"""Blocks of whole lines from a reader: iterate for (block, bytes consumed), each
+    block ending in a newline and handed out without copying.
 
-    Blocks are read into a fresh buffer and handed out without copying. At end of
-    input, an unterminated last line is yielded (with a newline added) only if
-    `take_partial` (or what it returns) is true; otherwise it stays for the next run.
-    A line longer than MAX_LINE_BYTES is cut there, so memory stays bounded.
+    - Lines end with `\n` (a `\r` before it is the parser's business). An input whose
+      first block holds `\r` but no `\n` at all ends its lines with `\r` alone (classic
+      Mac OS, some Windows tools): each `\r` is read as a `\n`, byte for byte, so
+      offsets stay true (`cr_only`).
+    - An unterminated last line is yielded (with a newline added) only if `take_partial`
+      (or what it returns at the end) is true; otherwise it is left unread for the next
+      run, and `left` says how many bytes it has.
+    - A line longer than MAX_LINE_BYTES is yielded cut to that length: still one line,
+      consuming all of its bytes, so memory stays bounded and line numbers stay true.
+
+    Example:
+        >>> import io
+        >>> blocks = LineBlocks(io.BytesIO(b"a\nbc\nhalf"), 64, take_partial=False)
+        >>> [(bytes(b), n) for b, n in blocks], blocks.left
+        ([(b'a\nbc\n', 5)], 4)
     """
-    pending = b""
-    eof = False
-    while not eof:
-        buf = bytearray(len(pending) + batch_bytes)
-        buf[: len(pending)] = pending
-        view = memoryview(buf)
-        filled = len(pending)
-        while filled < len(buf):
-            n = _readinto(reader, view[filled:])
-            if not n:
-                eof = True
-                break
-            filled += n
-        cut = buf.rfind(b"\n", 0, filled)
-        if cut < 0:
-            if filled >= MAX_LINE_BYTES:
-                yield bytes(view[:filled]) + b"\n", filled
-                pending = b""
-            else:
+
+    def __init__(
+        self,
+        reader: Readable,
+        batch_bytes: int,
+        *,
+        take_partial: Callable[[], bool] | bool = True,
+    ) -> None:
+        self.reader = reader
+        self.batch_bytes = batch_bytes
+        self.take_partial = take_partial
+        self.left = 0
+        self.cr_only = False
+        self._first = True
+
+    def _take(self) -> bool:
+        return bool(self.take_partial() if callable(self.take_partial) else self.take_partial)
+
+    def __iter__(self) -> Iterator[tuple[bytes | memoryview, int]]:
+        pending = b""
+        eof = False
+        while not eof:
+            buf = bytearray(len(pending) + self.batch_bytes)
+            buf[: len(pending)] = pending
+            view = memoryview(buf)
+            filled = start = len(pending)
+            while filled < len(buf):
+                n = _readinto(self.reader, view[filled:])
+                if not n:
+                    eof = True
+                    break
+                filled += n
+            if self._first:
+                self._first = False
+                self.cr_only = buf.find(b"\n", 0, filled) < 0 and buf.find(b"\r", 0, filled) >= 0
+            if self.cr_only:
+                view[start:filled] = bytes(view[start:filled]).replace(b"\r", b"\n")
+            cut = buf.rfind(b"\n", 0, filled)
+            if cut >= 0:
+                pending = bytes(view[cut + 1 : filled])
+                yield view[: cut + 1], cut + 1
+                continue
+            if filled < MAX_LINE_BYTES:
                 pending = bytes(view[:filled])
-            continue
-        pending = bytes(view[cut + 1 : filled])
-        yield view[: cut + 1], cut + 1
-    if pending and (take_partial() if callable(take_partial) else take_partial):
-        yield pending + b"\n", len(pending)
+                continue
+            # An overlong line: keep its start, drop the rest up to its end.
+            head = bytes(view[:MAX_LINE_BYTES])
+            del view, buf
+            dropped, rest = self._skip_line()
+            if rest is None:  # it has no end (yet)
+                if self._take():
+                    yield head + b"\n", filled + dropped
+                else:
+                    self.left = filled + dropped
+                return
+            yield head + b"\n", filled + dropped
+            pending, eof = rest, False
+        if pending:
+            if self._take():
+                yield pending + b"\n", len(pending)
+            else:
+                self.left = len(pending)
+
+    def _skip_line(self) -> tuple[int, bytes | None]:
+        """Read on to the end of the current line: (bytes read up to and with its newline,
+        what follows it), or (bytes read, None) when the input ends first."""
+        end = b"\r" if self.cr_only else b"\n"
+        dropped = 0
+        while True:
+            buf = bytearray(1 << 16)
+            chunk = bytes(buf[: _readinto(self.reader, memoryview(buf))])
+            if not chunk:
+                return dropped, None
+            i = chunk.find(end)
+            if i >= 0:
+                rest = chunk[i + 1 :]
+                return dropped + i + 1, rest.replace(b"\r", b"\n") if self.cr_only else rest
+            dropped += len(chunk)
 
 
 def skip_bytes(reader: BinaryIO, n: int) -> int:

@@ -19,9 +19,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 
-from .ingest import Importer, ImportOptions, RejectFn
+from .errors import MostlyMalformedError
+from .ingest import Importer, ImportOptions, RejectFn, parse_failure_message
 from .model import IngestStats, SourceStats
-from .sources import FINGERPRINT_BYTES, head
+from .sources import FINGERPRINT_BYTES, MAX_LINE_BYTES, head
 from .store import Store
 
 DEFAULT_EVERY = 5.0
@@ -51,11 +52,15 @@ class TailStats(IngestStats):
             self._by_name[s.name] = SourceStats(name=s.name, format=s.format)
             self.sources.append(self._by_name[s.name])
         total = self._by_name[s.name]
-        for attr in ("lines_read", "imported", "malformed", "nonaccess", "late"):
+        for attr in ("lines_read", "imported", "malformed", "nonaccess", "late", "withheld"):
             setattr(total, attr, getattr(total, attr) + getattr(s, attr))
-        # Lines an earlier run imported: what the first pass over each input skipped.
-        if new:
-            total.already = s.already
+        # Each pass over a file counts the lines before its checkpoint as read and already
+        # imported: of those, only what the first pass over each input skipped is counted.
+        if s.kind == "file":
+            total.lines_read -= s.already
+        if new or s.kind == "stream":
+            total.already += s.already
+            total.lines_read += s.already if s.kind == "file" else 0
         total.format = s.format or total.format
         room = 5 - len(total.samples)
         if room > 0:
@@ -143,12 +148,20 @@ class Tail:
         self._parsed_before = 0  # Importer.requests_parsed at the last flush
         self.renew_seconds = renew_seconds
         self._renewed_at = time.monotonic()
+        self._unterminated = 0  # a stream's last line, unterminated when it ended
+
+    def _importer(self) -> Importer:
+        # A live log must keep flowing: only an input never stored from before is held
+        # back when most of its lines do not parse (see Importer._withholding).
+        return Importer(
+            self.store, self.options, on_reject=self.on_reject, hold_seconds=0, withhold="new"
+        )
 
     # -- files -------------------------------------------------------------------
 
     def follow_file(self, path: Path) -> TailStats:
         """Follow `path` like `tail -F` until stopped."""
-        imp = Importer(self.store, self.options, on_reject=self.on_reject, hold_seconds=0)
+        imp = self._importer()
         followed: _Followed | None = None
         retiring: list[_Retiring] = []
         try:
@@ -180,7 +193,11 @@ class Tail:
             now = time.monotonic()
             if size != r.size:
                 r.size, r.stable_since = size, now
-            elif (now - r.stable_since >= RETIRE_SECONDS and path.exists()) or self.stop.is_set():
+            elif now - r.stable_since >= RETIRE_SECONDS and path.exists():
+                self._drain(imp, r.followed, finished=True)  # nginx has let go of it
+                r.followed.close()
+                retiring.remove(r)
+            elif self.stop.is_set():
                 r.followed.close()
                 retiring.remove(r)
         if followed is None:
@@ -190,7 +207,7 @@ class Tail:
         self.stats.add(imp.import_file(path))
         return followed
 
-    def _drain(self, imp: Importer, old: _Followed) -> int | None:
+    def _drain(self, imp: Importer, old: _Followed, finished: bool = False) -> int | None:
         """Import the rest of a file that logrotate moved away (create: renamed; or
         copytruncate: copied, then truncated), found by inode or first bytes; its
         checkpoint is found by its first bytes, wherever it is now. Returns its size."""
@@ -212,7 +229,7 @@ class Tail:
             if not proc.exists():
                 return None
             found = [proc]
-        self.stats.add(imp.import_file(found[0]))
+        self.stats.add(imp.import_file(found[0], finished=finished))
         try:
             return found[0].stat().st_size
         except OSError:
@@ -222,15 +239,24 @@ class Tail:
 
     def follow_stream(self, stream: BinaryIO, label: str = "stdin") -> TailStats:
         """Read a stream until it ends (or stop), storing what came every `every` seconds."""
-        imp = Importer(self.store, self.options, on_reject=self.on_reject, hold_seconds=0)
+        imp = self._importer()
         try:
-            self.stats.add(imp.import_blocks(label, self._blocks(imp, stream)))
+            stats = imp.import_blocks(label, self._blocks(imp, stream))
+            stats.unterminated = self._unterminated
+            self.stats.add(stats)
+            self._check_format()
         finally:
             imp.close()
         return self.stats
 
     def _blocks(self, imp: Importer, stream: BinaryIO) -> Iterator[tuple[bytes, int]]:
-        """Blocks of whole lines: what arrived in each `every` seconds (or a batch's worth)."""
+        """Blocks of whole lines: what arrived in each `every` seconds (or a batch's worth).
+
+        As in a file (`sources.LineBlocks`), a stream whose first chunk has `\\r` but no
+        `\\n` ends its lines with `\\r`, and a line longer than MAX_LINE_BYTES is cut to
+        one line of that length. An unterminated last line is not stored (`_unterminated`):
+        a stream cut mid-line ends with half a line, and the whole line comes with a replay.
+        """
         chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=256)
 
         def read() -> None:
@@ -247,6 +273,9 @@ class Tail:
         threading.Thread(target=read, name="logalyse-tail-read", daemon=True).start()
         pending = bytearray()
         eof = False
+        cr_only: bool | None = None  # decided by the first chunk
+        skipping = False  # dropping the rest of an overlong line
+        skipped = 0  # bytes of it dropped, counted with the next block
         deadline = time.monotonic() + self.every
         while not eof:
             try:
@@ -254,26 +283,45 @@ class Tail:
                 if data is None:
                     eof = True
                 else:
-                    pending += data
+                    if cr_only is None:
+                        cr_only = b"\n" not in data and b"\r" in data
+                    pending += data.replace(b"\r", b"\n") if cr_only else data
             except queue.Empty:
                 pass
+            if skipping:  # the rest of an overlong line, up to its end
+                end = pending.find(b"\n")
+                drop = len(pending) if end < 0 else end + 1
+                skipped += drop
+                del pending[:drop]
+                skipping = end < 0
             due = time.monotonic() >= deadline or self.stop.is_set()
             if eof or len(pending) >= self.options.batch_bytes or due:
-                cut = len(pending) if eof else pending.rfind(b"\n") + 1
+                cut = pending.rfind(b"\n") + 1
                 if cut:
                     block = bytes(pending[:cut])
-                    if not block.endswith(b"\n"):
-                        block += b"\n"  # the unterminated last line of a finished stream
                     del pending[:cut]
-                    yield block, cut  # resumed once the block is stored
+                    yield block, cut + skipped  # resumed once the block is stored
+                    skipped = 0
+                elif len(pending) >= MAX_LINE_BYTES and not skipping:
+                    yield bytes(pending[:MAX_LINE_BYTES]) + b"\n", len(pending) + skipped
+                    skipping, skipped, pending = True, 0, bytearray()
                 self._flushed(imp)  # also when nothing came: a quiet night closes yesterday
                 deadline = time.monotonic() + self.every
                 if self.stop.is_set():
-                    return  # an unterminated line at a stop is not a whole line: dropped
+                    break  # an unterminated line at a stop is not a whole line: dropped
+        self._unterminated = 1 if pending or skipping else 0
 
     # -- after each flush ----------------------------------------------------------
 
+    def _check_format(self) -> None:
+        """Stop when an input new to the store was held back: most of its lines did not
+        parse, so tail would only go on reading it without storing anything."""
+        for s in self.stats.sources:
+            if s.withheld:
+                raise MostlyMalformedError(parse_failure_message(s))
+
     def _flushed(self, imp: Importer) -> None:
+        self._check_format()
         self.stats.flushes += 1
         # Days end by the data while lines come (a replayed history must not have its
         # keys changed under it at every flush), and by the clock when none came: a quiet

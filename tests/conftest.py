@@ -24,6 +24,12 @@ ADDRESS_TOKEN = re.compile(rb"[0-9A-Fa-f:.]{7,45}")
 _CLIENT = re.compile(rb"^(?:[\w.-]+\s+\|\s+)?(?:\S+T\S+\s)?([0-9A-Fa-f:.]+)\s", re.M)
 
 
+def fuzz_examples(n: int) -> int:
+    """Hypothesis examples for a slow property: `n` in `make test`, LOGALYSE_FUZZ times
+    more in `make fuzz`."""
+    return n * int(os.environ.get("LOGALYSE_FUZZ", "1"))
+
+
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()

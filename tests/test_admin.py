@@ -14,7 +14,7 @@ from logalyse.admin import Age, info, parse_age, prune
 from logalyse.cli import cli
 from logalyse.config import KEYS
 from logalyse.ingest import ingest
-from logalyse.store import SCHEMA_VERSION, Store
+from logalyse.store import SCHEMA_VERSION, Store, sessionise_sql
 
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0"
 
@@ -160,3 +160,45 @@ def test_info_on_an_empty_store(tmp_path: Path) -> None:
     with Store(tmp_path / "db.duckdb") as store:
         database, inputs = info(store)
     assert database.record["requests"] == 0 and inputs.rows == []
+
+
+def test_db_inputs_then_forget_one_and_import_it_again(
+    tmp_path: Path, log: Path, runner: CliRunner
+) -> None:
+    db = tmp_path / "db.duckdb"
+    stream = line("203.0.113.8", "2026-11-03T10:00:00", "/s")
+    assert runner.invoke(cli, ["--db", str(db), "import", "-q", str(log)]).exit_code == 0
+    r = runner.invoke(cli, ["--db", str(db), "import", "-q", "-"], input=stream)
+    assert r.exit_code == 0, r.output
+    listed = runner.invoke(cli, ["--db", str(db), "db", "inputs", "--json"])
+    assert listed.exit_code == 0, listed.output
+    by_kind = {i["kind"]: i for i in json.loads(listed.stdout)}
+    assert (by_kind["file"]["name"], by_kind["file"]["lines"]) == (str(log), 5)
+    assert by_kind["file"]["requests"] == 5 and by_kind["file"]["complete"] == "no"
+    assert (by_kind["stream"]["name"], by_kind["stream"]["requests"]) == ("stdin", 1)
+
+    # A rotated name is recognised by its content; a dry run changes nothing.
+    rotated = log.rename(tmp_path / "access.log.1")
+    dry = runner.invoke(cli, ["--db", str(db), "db", "forget", str(rotated), "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    fid = by_kind["file"]["id"]
+    assert dry.stderr == f"would forget input {fid} (file {log}) and its 5 stored requests\n"
+    gone = runner.invoke(cli, ["--db", str(db), "db", "forget", str(rotated)])
+    assert gone.exit_code == 0, gone.output
+    assert "forgot input" in gone.stderr and "reads it from its first line" in gone.stderr
+    with Store(db, read_only=True) as store:
+        assert store.query("SELECT count(*) FROM requests") == [(1,)]
+        assert store.query("SELECT count(*) FROM sessions") == [(1,)]
+    again = runner.invoke(cli, ["--db", str(db), "import", str(rotated)])
+    assert "imported 5 lines" in again.stderr and "0 already imported" in again.stderr
+    with Store(db, read_only=True) as store:
+        fresh = sessionise_sql()
+        assert store.query("SELECT count(*) FROM requests") == [(6,)]
+        assert store.query(f"SELECT count(*) FROM ({fresh} EXCEPT ALL FROM sessions)") == [(0,)]
+        assert store.query(f"SELECT count(*) FROM (FROM sessions EXCEPT ALL {fresh})") == [(0,)]
+
+    stream_gone = runner.invoke(cli, ["--db", str(db), "db", "forget", "stdin"])
+    assert stream_gone.exit_code == 0, stream_gone.output
+    nothing = runner.invoke(cli, ["--db", str(db), "db", "forget", "nosuch.log"])
+    assert nothing.exit_code == 2
+    assert nothing.stderr == f"Error: no input 'nosuch.log' in {db}: see `logalyse db inputs`\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -81,21 +82,41 @@ def test_bad_format_is_a_usage_error(runner: CliRunner, db_path: Path) -> None:
     assert not db_path.exists()
 
 
-def test_wrong_format_exits_with_its_own_code(runner: CliRunner, db_path: Path) -> None:
-    result = runner.invoke(
-        cli,
-        [
-            "import",
-            "--db",
-            str(db_path),
-            "--format",
-            "common",
-            str(FIXTURES / "crowdsec-hub" / "traefik_json--traefik_json.log"),
-        ],
-    )
+def test_wrong_format_exits_with_its_own_code(
+    runner: CliRunner, db_path: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "traefik.log"
+    shutil.copy(FIXTURES / "crowdsec-hub" / "traefik_json--traefik_json.log", log)
+    os.utime(log, (0, 0))  # long finished: its unterminated last line counts too
+    result = runner.invoke(cli, ["import", "--db", str(db_path), "--format", "common", str(log)])
     assert result.exit_code == ExitCode.MOSTLY_MALFORMED
     assert "7 malformed lines" in result.stderr
-    assert "did not parse as format 'common' (7 of 7): pass --format" in result.stderr
+    assert (
+        "did not parse as format 'common' (7 of 7; nothing of it stored): pass --format"
+        in result.stderr
+    )
+
+
+CUSTOM = '$remote_addr [$time_local] "$request" $status $body_bytes_sent "$http_user_agent"'
+
+
+def test_a_failed_first_import_leaves_the_file_to_the_right_format(
+    runner: CliRunner, db_path: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "custom.log"
+    with open(log, "w") as f:
+        for i in range(300):
+            ua = '"curl/8"' if i % 10 else '"-"'
+            f.write(
+                f'203.0.113.{i % 250} [01/Nov/2026:10:{i // 60:02}:{i % 60:02} +0000] "GET /p{i} HTTP/1.1" 200 5 {ua}\n'
+            )
+    wrong = runner.invoke(cli, ["import", "--db", str(db_path), "--format", "common", str(log)])
+    assert wrong.exit_code == ExitCode.MOSTLY_MALFORMED, wrong.output
+    assert "nothing of it stored" in wrong.stderr
+    again = runner.invoke(cli, ["import", "--db", str(db_path), "--format", CUSTOM, str(log)])
+    assert again.exit_code == 0, again.output
+    assert "imported 300 lines from 1 input" in again.stderr
+    assert "(300 read, 0 already imported, 0 malformed" in again.stderr
 
 
 def test_malformed_lines_shown_masked_and_kept_aside(
@@ -112,9 +133,14 @@ def test_malformed_lines_shown_masked_and_kept_aside(
     )
     assert result.exit_code == 0, result.output
     assert "1 malformed line\n" in result.stderr
-    assert "  line 2: x.x.x.x - [broken line with \\x1B[31mescape\n" in result.stderr
+    assert (
+        "  line 2 (does not match the format): x.x.x.x - [broken line with \\x1B[31mescape\n"
+        in result.stderr
+    )
     assert "\x1b" not in result.stderr and "203.0.113.9" not in result.stderr
-    assert rejects.read_text() == f"{log}\t2\tx.x.x.x - [broken line with \x1b[31mescape\n"
+    assert rejects.read_text() == (
+        f"{log}\t2\tdoes not match the format\tx.x.x.x - [broken line with \x1b[31mescape\n"
+    )
 
 
 def test_help_lists_exit_codes(runner: CliRunner) -> None:

@@ -7,13 +7,17 @@ import io
 import os
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from logalyse.sources import (
+    IDLE_SECONDS,
     MAX_LINE_BYTES,
-    batches,
+    ROTATED_IDLE_SECONDS,
+    LineBlocks,
     file_info,
+    is_finished,
     oldest_first,
     open_content,
     rotation_number,
@@ -21,33 +25,57 @@ from logalyse.sources import (
 )
 
 
-def collect(data: bytes, size: int, partial: bool = True) -> tuple[bytes, int]:
+def collect(data: bytes, size: int, partial: bool = True) -> tuple[bytes, int, int]:
+    """(what the blocks hold, bytes consumed, bytes left unread)."""
     out, used = b"", 0
-    for block, consumed in batches(io.BytesIO(data), size, take_partial=partial):
+    blocks = LineBlocks(io.BytesIO(data), size, take_partial=partial)
+    for block, consumed in blocks:
         assert bytes(block).endswith(b"\n")
         out += bytes(block)
         used += consumed
-    return out, used
+    return out, used, blocks.left
 
 
-@given(st.binary(max_size=2000), st.integers(min_value=1, max_value=64))
-def test_blocks_hold_every_line_once(data: bytes, size: int) -> None:
-    out, used = collect(data, size)
-    assert used == len(data)
-    expected = data if data.endswith(b"\n") or not data else data + b"\n"
-    assert out == expected
+@given(
+    st.lists(st.sampled_from([b"a", b"bc", b"\n", b"\r", b"\r\n", b"\xff"]), max_size=300).map(
+        b"".join
+    )
+    | st.binary(max_size=2000),
+    st.integers(min_value=1, max_value=64),
+    st.booleans(),
+)
+def test_blocks_hold_every_line_once(data: bytes, size: int, partial: bool) -> None:
+    out, used, left = collect(data, size, partial)
+    assert used + left == len(data)
+    first = data[:size]  # the first block decides: \r-terminated lines?
+    if b"\n" not in first and b"\r" in first:
+        data = data.replace(b"\r", b"\n")
+    whole = data[: len(data) - left]
+    assert out == (whole if whole.endswith(b"\n") or not whole else whole + b"\n")
+    assert left == 0 if partial else left == len(data) - (data.rfind(b"\n") + 1)
 
 
 def test_unterminated_last_line_can_wait() -> None:
-    out, used = collect(b"a\nb\nhalf", 3, partial=False)
-    assert (out, used) == (b"a\nb\n", 4)
+    assert collect(b"a\nb\nhalf", 3, partial=False) == (b"a\nb\n", 4, 4)
 
 
-def test_overlong_line_is_cut() -> None:
-    data = b"x" * (MAX_LINE_BYTES + 10) + b"\nok\n"
-    blocks = [bytes(b) for b, _ in batches(io.BytesIO(data), 1 << 16)]
-    assert all(len(b) <= MAX_LINE_BYTES + 1 + (1 << 16) for b in blocks)
-    assert b"".join(blocks).endswith(b"ok\n")
+def test_carriage_returns_alone_end_lines() -> None:
+    data = b"one\rtwo\rthree\r"
+    assert collect(data, 4) == (b"one\ntwo\nthree\n", len(data), 0)
+    # \r\n, or a \r inside a line of a \n file, is the parser's business.
+    assert collect(b"a\r\nb\rc\n", 64) == (b"a\r\nb\rc\n", 7, 0)
+
+
+@pytest.mark.parametrize("partial", [True, False])
+def test_overlong_line_is_one_line_cut_short(partial: bool) -> None:
+    data = b"x" * (MAX_LINE_BYTES + 10) + b"\nok\n" + b"y" * (MAX_LINE_BYTES + 5)
+    blocks = LineBlocks(io.BytesIO(data), 1 << 16, take_partial=partial)
+    got = [(bytes(b), n) for b, n in blocks]
+    assert got[0] == (b"x" * MAX_LINE_BYTES + b"\n", MAX_LINE_BYTES + 11)
+    assert b"".join(b for b, _ in got[1:]).startswith(b"ok\n")
+    assert sum(n for _, n in got) + blocks.left == len(data)
+    lines = b"".join(b for b, _ in got).count(b"\n")
+    assert (lines, blocks.left) == ((3, 0) if partial else (2, MAX_LINE_BYTES + 5))
 
 
 def test_gzip_content_and_stream(tmp_path: Path) -> None:
@@ -56,7 +84,8 @@ def test_gzip_content_and_stream(tmp_path: Path) -> None:
     with open_content(path) as f:
         assert f.read() == b"one\ntwo\nthree\n"
     reader = stream_reader(io.BytesIO(path.read_bytes()))
-    assert b"".join(bytes(b) for b, _ in batches(reader, 4)) == b"one\ntwo\nthree\n"
+    assert b"".join(bytes(b) for b, _ in LineBlocks(reader, 4)) == b"one\ntwo\nthree\n"
+    assert reader.complete  # type: ignore[union-attr]
 
 
 def test_truncated_gzip_keeps_what_was_readable(tmp_path: Path) -> None:
@@ -64,7 +93,8 @@ def test_truncated_gzip_keeps_what_was_readable(tmp_path: Path) -> None:
     lines = [f"line {i} {i * 7919 % 10007}".encode() for i in range(20000)]
     path.write_bytes(gzip.compress(b"\n".join(lines) + b"\n")[:-200])
     with open_content(path) as f:
-        got = b"".join(bytes(b) for b, _ in batches(f, 1000)).split(b"\n")[:-1]
+        got = b"".join(bytes(b) for b, _ in LineBlocks(f, 1000)).split(b"\n")[:-1]
+        assert not f.complete  # no trailer: still being written, or cut
     assert 1000 < len(got) < len(lines)
     assert got[:-1] == lines[: len(got) - 1]  # the last one may be cut
 
@@ -96,3 +126,37 @@ def test_oldest_first(tmp_path: Path) -> None:
         "access.log",
     ]
     assert rotation_number(Path("x.log-20240506")) == 0
+
+
+def test_a_gzip_is_complete_only_with_its_trailer(tmp_path: Path) -> None:
+    whole = gzip.compress(b"one\ntwo\n")
+    for data, complete in [
+        (whole, True),
+        (whole + b"\0" * 16, True),  # zero padding after the member
+        (whole[:-4], False),  # the trailer's length missing: still being written
+        (whole + whole[:10], False),  # a second member begun
+    ]:
+        path = tmp_path / "x.gz"
+        path.write_bytes(data)
+        with open_content(path) as f:
+            list(LineBlocks(f, 64))
+            assert f.complete is complete, data
+
+
+def test_a_rotated_file_is_finished_once_idle(tmp_path: Path) -> None:
+    now = 1_800_000_000.0
+    for name, rotated in [
+        ("access.log", False),
+        ("access.log.1", True),
+        ("access.log.3.gz", True),
+        ("access.log-20240506", True),
+        ("access.log-2024", False),
+    ]:
+        p = tmp_path / name
+        p.write_text("x\n")
+        os.utime(p, (now - ROTATED_IDLE_SECONDS - 1,) * 2)
+        assert is_finished(p, now=now) is rotated, name
+        os.utime(p, (now - 1,) * 2)
+        assert not is_finished(p, now=now)
+        os.utime(p, (now - IDLE_SECONDS,) * 2)  # an archived log, whatever its name
+        assert is_finished(p, now=now)

@@ -35,7 +35,13 @@ PARSED_COLUMNS = (
     "bytes",
     "referrer",  # raw referrer, or NULL
     "ua",  # user agent ('' when absent)
+    "why",  # malformed lines: why they did not parse; else NULL
 )
+
+#: Request times outside these bounds are not real (a broken clock, `$msec` junk): such a
+#: line is malformed, and no day key or report has to deal with year 1 or 20000.
+EARLIEST = "1970-01-01"
+LATEST = "2200-01-01"
 
 #: Lines that are not requests but belong in a docker/nginx stream: nginx error-log
 #: lines, entrypoint scripts, compose's own status lines.
@@ -217,7 +223,14 @@ def _dissect(q: _Query, fmt: LogFormat, src: str) -> tuple[str, dict[str, str], 
         src, whole, conditions = _dissect_text(q, fmt.tokens, "body", "w", src)
         return src, whole, " AND ".join(conditions) or "TRUE"
     m = len(segs)
-    src = q.add("dq", f"SELECT *, string_split(body, '\"') AS q FROM {src}")
+    # Apache (and some proxies) write `\"` and `\\` inside quoted fields where nginx writes
+    # `\x22` and `\x5C`: spelt nginx's way, they no longer end a field, and the import
+    # decodes them like any other escape. Backslashes first, so `\\"` stays a closing quote.
+    apache = (
+        "CASE WHEN contains(body, '\\') "
+        "THEN replace(replace(body, '\\\\', '\\x5C'), '\\\"', '\\x22') ELSE body END"
+    )
+    src = q.add("dq", f"SELECT *, string_split({apache}, '\"') AS q FROM {src}")
     count_ok = f"len(q) >= {m}"
     if not segs[-1]:
         # A line cut just before its closing quote still holds every field.
@@ -277,7 +290,8 @@ def _time_expr(fmt: LogFormat, v: dict[str, str]) -> str:
     if "time_local" in v:
         return f"try_strptime({v['time_local']}, '{TIME_LOCAL_FORMAT}')::TIMESTAMP"
     if "msec" in v:
-        return f"make_timestamp(CAST(try_cast({v['msec']} AS DOUBLE) * 1000000 AS BIGINT))"
+        # TRY: `1e300`, `nan` or `inf` overflow the cast and must not fail the batch.
+        return f"TRY(make_timestamp(CAST(try_cast({v['msec']} AS DOUBLE) * 1000000 AS BIGINT)))"
     return "NULL::TIMESTAMP"
 
 
@@ -385,9 +399,17 @@ def parse_query(
             f"FROM {src}",
         )
         req_ok = "(coalesce(m, '') <> '' AND coalesce(tgt, '') NOT IN ('', '-'))"
-    ok = "t_found AND t_ts IS NOT NULL AND t_status BETWEEN 100 AND 999"
+    in_range = f"t_ts >= TIMESTAMP '{EARLIEST}' AND t_ts < TIMESTAMP '{LATEST}'"
+    ok = f"t_found AND {in_range} AND t_status BETWEEN 100 AND 999"
     if nbytes:
         ok += " AND t_bytes IS NOT NULL"
+    why = (
+        "CASE WHEN NOT coalesce(t_found, FALSE) THEN 'does not match the format' "
+        "WHEN t_ts IS NULL THEN 'no readable time' "
+        f"WHEN NOT ({in_range}) THEN 'time before {EARLIEST[:4]} or after {int(LATEST[:4]) - 1}' "
+        "WHEN NOT coalesce(t_status BETWEEN 100 AND 999, FALSE) THEN 'no HTTP status' "
+        "ELSE 'no byte count' END"
+    )
     other = "FALSE"
     if service is not None:
         other = (
@@ -422,6 +444,7 @@ def parse_query(
         "t_bytes AS bytes",
         "c_ref AS referrer",
         "c_ua AS ua",
+        f"CASE WHEN kind = 'malformed' THEN {why} END AS why",
     ]
     select = q.render("SELECT " + ",\n  ".join(cols) + f"\nFROM {src}")
     if not fingerprint:

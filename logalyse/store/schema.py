@@ -262,6 +262,28 @@ def insert_sessions(
         )
 
 
+def mark_sessions_dirty(db: Any, window: str, params: Sequence[Any] = ()) -> None:
+    """Widen the time window whose sessions must be made again (`meta.sessions_dirty`) to
+    cover `window`, a query giving one row (first, last); nothing when first is NULL.
+
+    Call it in the transaction that changes the requests, so the store always knows which
+    sessions may be stale; `remake_dirty_sessions` makes them and clears the mark.
+    """
+    db.execute(
+        f"""
+        INSERT OR REPLACE INTO meta
+        SELECT 'sessions_dirty', strftime(least(n.lo, o.lo), '%Y-%m-%dT%H:%M:%S.%f')
+               || '|' || strftime(greatest(n.hi, o.hi), '%Y-%m-%dT%H:%M:%S.%f')
+        FROM (SELECT lo, hi FROM ({window}) w(lo, hi)) n,
+             (SELECT min(split_part(value, '|', 1)::TIMESTAMP) AS lo,
+                     max(split_part(value, '|', 2)::TIMESTAMP) AS hi
+              FROM meta WHERE key = 'sessions_dirty') o
+        WHERE n.lo IS NOT NULL
+        """,
+        list(params),
+    )
+
+
 def dirty_window(db: Any) -> tuple[datetime, datetime] | None:
     """The time window whose stored sessions may be stale (an import ran or is running)."""
     rows = db.execute("SELECT value FROM meta WHERE key = 'sessions_dirty'").fetchall()
