@@ -160,14 +160,15 @@ def info(store: Store) -> list[Report]:
 
 _INPUTS = (
     "SELECT s.id, s.kind, s.name, s.lines, s.byte_offset, s.complete, count(r.line_no), "
-    "s.first_import, s.last_import FROM sources s LEFT JOIN requests r ON r.source_id = s.id "
+    "s.last_import FROM sources s LEFT JOIN requests r ON r.source_id = s.id "
     "GROUP BY ALL ORDER BY s.id"
 )
 
 
 def inputs(store: Store) -> list[Report]:
     """Every input the store has read, with its checkpoint: a file's lines and bytes read
-    (and whether a `.gz` was read to its end), a stream's lines, and the requests stored.
+    (and whether a `.gz` was read to its end), a stream's lines over all its runs, and the
+    requests each stored.
 
     Example:
         >>> import pathlib, tempfile
@@ -184,19 +185,22 @@ def inputs(store: Store) -> list[Report]:
             [
                 Column("id", "id", "int"),
                 Column("kind", "kind"),
-                Column("name", "input (as last read)"),
-                Column("lines", "lines read", "int"),
-                Column("bytes", "bytes read", "int"),
+                Column("name", "input, as last read"),
+                Column("lines", "lines", "int"),
+                Column("bytes", "bytes", "int"),
                 Column("complete", "complete"),
-                Column("requests", "requests stored", "int"),
-                Column("first_import", "first import (UTC)"),
+                Column("requests", "requests", "int"),
                 Column("last_import", "last import (UTC)"),
             ],
             [
-                (i, k, n, ln, b, ("yes" if c else "no") if k == "file" else "", r, _iso(f), _iso(t))
-                for i, k, n, ln, b, c, r, f, t in found
+                (i, k, n, ln, b, ("yes" if c else "no") if k == "file" else "", r, _iso(t))
+                for i, k, n, ln, b, c, r, t in found
             ],
-            notes=["complete: a .gz read to its end; a plain file is read again when it grows"],
+            notes=[
+                "lines, bytes: read so far (a stream: over all its runs); "
+                "complete: a .gz read to its end",
+                "logalyse db forget ID drops an input's requests and checkpoint, to import it again",
+            ],
             empty="No input imported yet.",
         )
     ]
