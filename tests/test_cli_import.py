@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from logalyse.cli import cli
 from logalyse.errors import ExitCode
+from logalyse.store import Store
 
 from .conftest import FIXTURES, LOGS, SAMPLE_LOGS
 
@@ -148,3 +149,93 @@ def test_help_lists_exit_codes(runner: CliRunner) -> None:
     assert result.exit_code == 0
     assert "3   most lines of an input did not parse" in result.output
     assert "--format" in result.output and "LOGALYSE_DB" in result.output
+
+
+def _line(query: str = "", ua: str = "Mozilla/5.0", path: str = "/", second: int = 0) -> str:
+    q = f"?{query}" if query else ""
+    return (
+        f'203.0.113.9 - - [01/Nov/2026:10:00:{second:02} +0000] "GET {path}{q} HTTP/1.1" '
+        f'200 5 "-" "{ua}"\n'
+    )
+
+
+def test_a_value_that_does_not_decode_is_kept_as_logged(
+    runner: CliRunner, db_path: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(
+        _line("utm_source=%FF", second=1)
+        + _line("utm_source=caf%E9&utm_campaign=%9B", second=2)
+        + _line("ref=%C3%A9t%C3%A9", second=3)
+        + _line(second=4)
+    )
+    result = runner.invoke(cli, ["--db", str(db_path), "import", str(log)])
+    assert result.exit_code == 0, result.output
+    assert "imported 4 lines" in result.stderr
+    with Store(db_path, read_only=True) as store:
+        assert store.query("SELECT utm_source, utm_campaign FROM requests ORDER BY line_no") == [
+            ("%FF", None), ("caf%E9", "%9B"), ("été", None), (None, None)
+        ]  # fmt: skip
+
+
+def test_msec_junk_is_a_malformed_line_not_a_failed_batch(
+    runner: CliRunner, db_path: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "access.log"
+    ok = "1793527200.123"
+    values = [ok, "1e300", ok, "nan", "inf", "99999999999999", "-5", ok, ok, ok, ok]
+    log.write_text(
+        "".join(f'{v} 203.0.113.9 "GET /p{i} HTTP/1.1" 200\n' for i, v in enumerate(values))
+    )
+    result = runner.invoke(
+        cli,
+        [
+            "--db",
+            str(db_path),
+            "import",
+            "--format",
+            '$msec $remote_addr "$request" $status',
+            str(log),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "imported 6 lines" in result.stderr and "5 malformed" in result.stderr
+    assert "line 2 (no readable time)" in result.stderr
+    assert "line 7 (time before 1970 or after 2199)" in result.stderr
+
+
+def test_apache_escaped_quotes_inside_fields(
+    runner: CliRunner, db_path: Path, tmp_path: Path
+) -> None:
+    """Apache writes \\" and \\\\ inside quoted fields (pearcmd probes, JSON in queries)."""
+    log = tmp_path / "access.log"
+    log.write_text(
+        _line(path='/index.php?+config-create+/&/<?echo(md5(\\"hi\\"));?>+/tmp/x.php', second=1)
+        + _line(ua='Mozilla/5.0 \\"quoted\\" back\\\\slash', second=2)
+        + _line(path="/ends-with-backslash\\\\", second=3)
+    )
+    result = runner.invoke(cli, ["--db", str(db_path), "import", str(log)])
+    assert result.exit_code == 0, result.output
+    assert "imported 3 lines" in result.stderr and "0 malformed" in result.stderr
+    with Store(db_path, read_only=True) as store:
+        assert store.query("SELECT path FROM requests ORDER BY line_no") == [
+            ("/index.php",), ("/",), ("/ends-with-backslash\\",)
+        ]  # fmt: skip
+        assert store.query("SELECT ua FROM user_agents WHERE ua LIKE '%quoted%'") == [
+            ('Mozilla/5.0 "quoted" back\\slash',)
+        ]
+
+
+def test_summary_names_the_last_line_left_for_the_next_run(
+    runner: CliRunner, db_path: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(_line(second=1) + _line(second=2)[:50])
+    result = runner.invoke(cli, ["--db", str(db_path), "import", str(log)])
+    assert result.exit_code == 0, result.output
+    assert f"{log}: 1 unterminated last line left for the next run\n" in result.stderr
+    assert "imported 1 line from 1 input" in result.stderr
+    piped = runner.invoke(
+        cli, ["--db", str(db_path), "import", "-"], input=_line(second=5) + "203.0"
+    )
+    assert "stdin: 1 unterminated last line not stored (the stream ended mid-line)" in piped.stderr
