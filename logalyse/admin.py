@@ -54,6 +54,8 @@ def parse_age(text: str) -> Age:
     if not m:
         raise ValueError(f"{text!r} is not an age like 13m (months), 400d, 52w or 2y")
     n, unit = int(m.group(1)), m.group(2)
+    if n * {"d": 1, "w": 7, "m": 31, "y": 366}[unit] > 100 * 366:
+        raise ValueError(f"{text!r} is more than a hundred years: nothing is that old")
     if unit == "y":
         return Age(months=12 * n)
     if unit == "m":
@@ -83,7 +85,7 @@ def prune(
     now = now or datetime.now(timezone.utc).replace(tzinfo=None)
     cutoff = age.before(now).replace(hour=0, minute=0, second=0, microsecond=0)
     stats = PruneStats(cutoff)
-    with store.writer_lock(), store.attached() as db:
+    with store.writer_lock(nothing="nothing was deleted"), store.attached() as db:
         (stats.requests,) = db.execute(
             "SELECT count(*) FROM requests WHERE ts < ?", [cutoff]
         ).fetchall()[0]
@@ -199,7 +201,8 @@ def inputs(store: Store) -> list[Report]:
             notes=[
                 "lines, bytes: read so far (a stream: over all its runs); "
                 "complete: a .gz read to its end",
-                "logalyse db forget ID drops an input's requests and checkpoint, to import it again",
+                "logalyse db forget ID drops an input's requests and checkpoint: "
+                "the next import reads it again",
             ],
             empty="No input imported yet.",
         )
@@ -222,7 +225,7 @@ def forget(store: Store, which: str, *, dry_run: bool = False) -> ForgetStats:
     the path of a log file, recognised by its content like an import does. Sessions of
     the time the requests covered are made again.
     """
-    with store.writer_lock(), store.attached() as db:
+    with store.writer_lock(nothing="nothing was forgotten"), store.attached() as db:
         found = db.execute(
             "SELECT id, kind, name FROM sources WHERE name = $1 OR id::VARCHAR = $1", [which]
         ).fetchall()

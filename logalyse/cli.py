@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from .ingest import ImportOptions
     from .model import IngestStats
+    from .store import Store
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 F = TypeVar("F", bound=Callable[..., Any])
@@ -51,14 +52,44 @@ class CommandFailed(click.ClickException):
 
 
 class _Group(click.Group):
+    """The one place errors become messages and exit codes: each is one line, with any
+    control character made visible (an option's value, a path, may carry them)."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.ClickException as e:
+            e.message = _one_line(e.message)  # type: ignore[misc]  # Final in stubs only
+            raise
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except LogalyseError as e:
-            raise CommandFailed(str(e), int(e.exit_code)) from e
+            raise CommandFailed(_one_line(str(e)), int(e.exit_code)) from e
+        except click.ClickException as e:
+            e.message = _one_line(e.message)  # type: ignore[misc]  # Final in stubs only
+            raise
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(int(ExitCode.INTERRUPTED))
+        except OSError as e:  # a full disk, a read-only directory: said plainly
+            where = f": {e.filename}" if e.filename else ""
+            raise CommandFailed(_one_line(f"{e.strerror or e}{where}"), ExitCode.ERROR) from e
+        except Exception as e:
+            if type(e).__module__.split(".")[0] not in ("duckdb", "_duckdb"):
+                raise
+            # DuckDB's own words (a full disk, a damaged file), first line only.
+            full = "the disk is full; what earlier commits stored is intact: " * (
+                "No space left on device" in str(e)
+            )
+            raise CommandFailed(_one_line(f"database error: {full}{e}"), ExitCode.ERROR) from e
+
+
+def _one_line(text: str) -> str:
+    from .formats.escape import printable
+
+    return printable(text.strip().splitlines()[0] if text.strip() else text)
 
 
 def _stderr_console() -> Console:
@@ -72,13 +103,36 @@ def say(text: str) -> None:
     click.echo(text, err=True)
 
 
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Keep a store option where `_store_setting` finds it, with where it came from: it may
+    be given before the command name (the group's) or after it (the command's)."""
+    if value is not None and param.name:
+        given = ctx.meta.setdefault("logalyse.store", [])
+        given.append((param.name, value, ctx.get_parameter_source(param.name)))
+    return value
+
+
 def db_option(fn: F) -> F:
+    """--db and --keys-dir: which store, and where its day keys live."""
+    fn = click.option(
+        "--keys-dir",
+        "keys_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="LOGALYSE_KEYS_DIR",
+        show_envvar=True,
+        expose_value=False,
+        callback=_remember,
+        help="Directory for the day-key file, e.g. a tmpfs such as /run/logalyse "
+        "[default: beside the database].",
+    )(fn)
     return click.option(
         "--db",
         "db_path",
         type=click.Path(dir_okay=False, path_type=Path),
         envvar="LOGALYSE_DB",
         show_envvar=True,
+        expose_value=False,
+        callback=_remember,
         help="Database file [default: $XDG_DATA_HOME/logalyse/logalyse.duckdb].",
     )(fn)
 
@@ -112,10 +166,16 @@ def site_option(fn: F) -> F:
 
 def _stop_on_signals() -> threading.Event:
     """An event that SIGTERM and SIGINT set: long-running commands stop cleanly at their
-    next check (a flag, not KeyboardInterrupt, which could land inside a DuckDB query)."""
+    next check (a flag, not KeyboardInterrupt, which could land inside a DuckDB query).
+    A second Ctrl-C interrupts at once."""
     stop = threading.Event()
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, frame: stop.set())
+        signal.signal(sig, handler)
     return stop
 
 
@@ -138,28 +198,31 @@ def _render(reports: list[Any], format_: str, as_json: bool) -> None:
     render(reports, "json" if as_json else format_.lower(), sys.stdout)
 
 
-def _given(ctx: click.Context, name: str) -> bool:
-    """Whether a parameter came from the command line or the environment."""
-    source = ctx.get_parameter_source(name)
-    return source in (
-        click.core.ParameterSource.COMMANDLINE,
-        click.core.ParameterSource.ENVIRONMENT,
-    )
+_PRECEDENCE = (
+    click.core.ParameterSource.COMMANDLINE,
+    click.core.ParameterSource.ENVIRONMENT,
+    click.core.ParameterSource.DEFAULT_MAP,  # the config file
+)
 
 
-def _resolve_db(db_path: Path | None) -> Path:
-    """The subcommand's --db, else the group's, else the config file's, else the XDG default."""
-    from .store import default_db_path
+def _store_setting(name: str) -> tuple[Any, str]:
+    """A store option's value and origin: a flag (before or after the command name) beats
+    the environment variable, which beats the config file; (None, "default") otherwise."""
+    given = click.get_current_context().meta.get("logalyse.store", [])
+    for wanted in _PRECEDENCE:
+        for n, value, source in reversed(given):  # the command's own flag first
+            if n == name and source == wanted:
+                return value, wanted.name
+    return None, "default"
 
-    ctx = click.get_current_context(silent=True)
-    if ctx is None:
-        return db_path or default_db_path()
-    root = ctx.find_root()
-    if db_path and _given(ctx, "db_path"):
-        return db_path
-    if root.params.get("db_path") and _given(root, "db_path"):
-        return Path(root.params["db_path"])
-    return db_path or default_db_path()
+
+def _open_store(**kw: Any) -> Store:
+    """The store the options name (see `_store_setting`)."""
+    from .store import Store, default_db_path
+
+    db, _ = _store_setting("db_path")
+    keys_dir, _ = _store_setting("keys_dir")
+    return Store(db or default_db_path(), keys_dir=keys_dir, **kw)
 
 
 def _default_map(group: click.Group, values: dict[str, Any]) -> dict[str, Any]:
@@ -193,14 +256,34 @@ def _defaults_for(
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 
 
-def parse_duration(text: str, unit: str = "h") -> timedelta:
-    """`90s`, `30m`, `2h`, `1d` (a bare number is in `unit`: hours unless told)."""
+#: No duration logalyse takes is longer: a gap, a grace period, a flush interval.
+LONGEST_DURATION = timedelta(days=366)
+
+
+def parse_duration(
+    text: str, unit: str = "h", *, option: str, shortest: timedelta = timedelta(0)
+) -> timedelta:
+    """`90s`, `30m`, `2h`, `1d` (a bare number is in `unit`: hours unless told), between
+    `shortest` and LONGEST_DURATION."""
     m = _DURATION_RE.match(text)
     if not m:
-        raise click.BadParameter(f"{text!r} is not a duration like 30m, 2h or 1d")
+        raise click.BadParameter(
+            f"{text!r} is not a duration like 30m, 2h or 1d", param_hint=option
+        )
     n = float(m.group(1))
     unit = m.group(2) or unit
-    return timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: n})
+    seconds = n * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+    if not shortest.total_seconds() <= seconds <= LONGEST_DURATION.total_seconds():
+        raise click.BadParameter(
+            f"{text!r} is out of range: from {_say_duration(shortest)} to 366d",
+            param_hint=option,
+        )
+    return timedelta(seconds=seconds)
+
+
+def _say_duration(d: timedelta) -> str:
+    s = d.total_seconds()
+    return f"{s / 60:g}m" if s >= 60 else f"{s:g}s"
 
 
 @click.group(cls=_Group, context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES_HELP)
@@ -215,7 +298,7 @@ def parse_duration(text: str, unit: str = "h") -> timedelta:
     help="Config file (TOML) [default: $XDG_CONFIG_HOME/logalyse/config.toml].",
 )
 @click.pass_context
-def cli(ctx: click.Context, db_path: Path | None, config_path: Path | None) -> None:
+def cli(ctx: click.Context, config_path: Path | None) -> None:
     """Privacy-respecting visitor analytics from the nginx access logs you already have.
 
     Addresses are hashed with a secret key per day, which is destroyed once the day
@@ -297,6 +380,16 @@ def _pageview_rules(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+lock_timeout_option = click.option(
+    "--lock-timeout",
+    type=click.FloatRange(0, 86400),
+    default=10.0,
+    show_default=True,
+    envvar="LOGALYSE_LOCK_TIMEOUT",
+    help="Seconds to wait for a busy database (or another import).",
+)
+
+
 def ingest_options(fn: F) -> F:
     """The options of the commands that read logs: `import` and `tail`."""
     options = [
@@ -342,14 +435,7 @@ def ingest_options(fn: F) -> F:
         geoip_options,
         site_option,
         pageview_options,
-        click.option(
-            "--lock-timeout",
-            type=float,
-            default=10.0,
-            show_default=True,
-            envvar="LOGALYSE_LOCK_TIMEOUT",
-            help="Seconds to wait for a busy database (or another import).",
-        ),
+        lock_timeout_option,
         click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors."),
     ]
     for option in reversed(options):
@@ -366,7 +452,7 @@ def _import_options(params: dict[str, Any]) -> ImportOptions:
         service=params["service"],
         source_name=params["source_name"],
         tz=params["tz"],
-        grace=parse_duration(params["grace"]),
+        grace=parse_duration(params["grace"], option="--grace"),
         query_allow=DEFAULT_QUERY_ALLOW + tuple(params["keep_query"]),
         geoip=params["geoip"],
         geoip_city=params["geoip_city"],
@@ -380,10 +466,17 @@ def _rejects(path: Path | None) -> Iterator[Callable[[str, int, str, str], None]
     if path is None:
         yield None
         return
-    with open(path, "a", encoding="utf-8", errors="backslashreplace") as f:
+    import os
+
+    from .formats.escape import printable
+    from .store import open_private
+
+    fd = open_private(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, what="rejects file")
+    with open(fd, "a", encoding="utf-8", errors="backslashreplace") as f:
 
         def on_reject(source: str, line_no: int, why: str, line: str) -> None:
-            f.write(f"{source}\t{line_no}\t{why}\t{line}\n")
+            # Addresses masked already; controls (a tab, ESC) made visible: one line each.
+            f.write(f"{printable(source)}\t{line_no}\t{why}\t{printable(line)}\n")
 
         yield on_reject
 
@@ -430,7 +523,6 @@ def import_command(paths: tuple[str, ...], **params: Any) -> None:
     """
     from .ingest import StreamInput, ingest
     from .sources import is_stream
-    from .store import Store
 
     quiet, lock_timeout = params["quiet"], params["lock_timeout"]
     options = _import_options(params)
@@ -442,9 +534,10 @@ def import_command(paths: tuple[str, ...], **params: Any) -> None:
             inputs.append(StreamInput(open(p, "rb"), label=p))  # noqa: SIM115 - closed at exit
         else:
             inputs.append(Path(p))
+    stop = _stop_on_signals()
     with (
         _rejects(params["rejects"]) as on_reject,
-        Store(_resolve_db(params["db_path"]), lock_timeout=lock_timeout) as store,
+        _open_store(lock_timeout=lock_timeout) as store,
         _progress(not quiet and sys.stderr.isatty()) as on_progress,
     ):
         stats = ingest(
@@ -454,10 +547,14 @@ def import_command(paths: tuple[str, ...], **params: Any) -> None:
             on_progress=on_progress,
             on_reject=on_reject,
             lock_timeout=lock_timeout,
+            stop=stop,
         )
     if not quiet:
         _report_malformed(stats)
         say(_summary(stats))
+    if stats.interrupted:
+        say("Interrupted: what was read is stored; the same command again imports the rest.")
+        raise SystemExit(int(ExitCode.INTERRUPTED))
     bad = stats.mostly_malformed
     if bad:
         s = bad[0]
@@ -495,25 +592,31 @@ def tail_command(target: str, every: str, **params: Any) -> None:
       logalyse tail /var/log/nginx/access.log
       docker compose logs -f --no-color nginx | logalyse tail -
     """
-    from .store import Store
+    from .sources import is_stream
     from .tail import tail
 
     quiet, lock_timeout = params["quiet"], params["lock_timeout"]
     options = _import_options(params)
-    seconds = parse_duration(every, unit="s").total_seconds()
+    seconds = parse_duration(
+        every, unit="s", option="--every", shortest=timedelta(seconds=1)
+    ).total_seconds()
     stop = _stop_on_signals()
     if target == "-":
         source: Path | BinaryIO = sys.stdin.buffer
+    elif is_stream(target):  # a named pipe: a stream, read until its writers close it
+        if not quiet:
+            say(f"reading the pipe {_one_line(target)} until it ends")
+        source = open(target, "rb")  # noqa: SIM115 - closed at exit
     else:
         source = Path(target)
         if not quiet:
             state = "" if source.exists() else " (not there yet: waiting for it)"
-            say(f"following {source}{state}; Ctrl-C or SIGTERM to stop")
+            say(f"following {_one_line(str(source))}{state}; Ctrl-C or SIGTERM to stop")
     with (
         _rejects(params["rejects"]) as on_reject,
         # A flush waits for readers as long as it takes (they hold the file briefly);
         # --lock-timeout is for another writer (the writer lock).
-        Store(_resolve_db(params["db_path"]), lock_timeout=TAIL_DB_WAIT) as store,
+        _open_store(lock_timeout=TAIL_DB_WAIT) as store,
     ):
         stats = tail(
             store,
@@ -544,9 +647,10 @@ def tail_command(target: str, every: str, **params: Any) -> None:
 )
 @site_option
 @pageview_options
+@lock_timeout_option
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 def enrich_command(
-    db_path: Path | None, refresh: bool, site: tuple[str, ...], quiet: bool, **rules: Any
+    refresh: bool, site: tuple[str, ...], lock_timeout: float, quiet: bool, **rules: Any
 ) -> None:
     """Classify stored requests again: browsers, bots, pageviews, referrer sources.
 
@@ -560,9 +664,8 @@ def enrich_command(
       logalyse enrich --refresh --site example.org
     """
     from .refresh import refresh as run_refresh
-    from .store import Store
 
-    with Store(_resolve_db(db_path)) as store:
+    with _open_store(lock_timeout=lock_timeout) as store:
         stats = run_refresh(store, everything=refresh, sites=site, **_pageview_rules(rules))
     if not quiet:
         say(
@@ -596,7 +699,11 @@ def config_show(ctx: click.Context, format_: str, as_json: bool) -> None:
 
     root = ctx.find_root()
     obj = root.obj or {}
-    flags = {"db": root.params.get("db_path")} if _given(root, "db_path") else {}
+    flags: dict[str, object] = {}
+    for key, param in (("db", "db_path"), ("keys_dir", "keys_dir")):
+        value, origin = _store_setting(param)
+        if origin == "COMMANDLINE":
+            flags[key] = str(value)
     settings = [
         # The db's default is a path only the store knows.
         Setting("db", str(default_db_path()), "default")
@@ -615,8 +722,9 @@ def config_show(ctx: click.Context, format_: str, as_json: bool) -> None:
     help="Age of the oldest data to keep: 13m (months), 400d, 52w, 2y.",
 )
 @click.option("--dry-run", is_flag=True, help="Say what would be deleted, delete nothing.")
+@lock_timeout_option
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
-def prune_command(db_path: Path | None, older_than: str, dry_run: bool, quiet: bool) -> None:
+def prune_command(older_than: str, dry_run: bool, lock_timeout: float, quiet: bool) -> None:
     """Delete requests and sessions older than a retention period.
 
     Checkpoints stay, so a later import of old rotated files does not bring them back.
@@ -627,13 +735,12 @@ def prune_command(db_path: Path | None, older_than: str, dry_run: bool, quiet: b
       logalyse prune --older-than 90d --dry-run
     """
     from .admin import parse_age, prune
-    from .store import Store
 
     try:
         age = parse_age(older_than)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--older-than") from e
-    with Store(_resolve_db(db_path)) as store:
+    with _open_store(lock_timeout=lock_timeout) as store:
         stats = prune(store, age, dry_run=dry_run)
     if not quiet:
         verb = "would delete" if dry_run else "deleted"
@@ -654,12 +761,15 @@ def prune_command(db_path: Path | None, older_than: str, dry_run: bool, quiet: b
 )
 @click.option("--every", default="2s", show_default=True, help="Refresh interval.")
 @click.option(
-    "--limit", type=click.IntRange(min=1), default=8, show_default=True, help="Rows per table."
+    "--limit",
+    type=click.IntRange(1, 1_000_000),
+    default=8,
+    show_default=True,
+    help="Rows per table.",
 )
 @click.option("--once", is_flag=True, help="Print one view and exit (the default in a pipe).")
 @format_option
 def top_command(
-    db_path: Path | None,
     minutes: int,
     every: str,
     limit: int,
@@ -678,13 +788,11 @@ def top_command(
     import io
 
     from .reports.live import live
-    from .store import Store
 
-    db = _resolve_db(db_path)
     fmt = "json" if as_json else format_.lower()
 
     def view() -> list[Any]:
-        with Store(db, read_only=True) as store:
+        with _open_store(read_only=True) as store:
             return live(store, minutes, limit)
 
     if once or fmt != "table" or not sys.stdout.isatty():
@@ -696,7 +804,9 @@ def top_command(
 
     from .render.text import render_table
 
-    seconds = parse_duration(every, unit="s").total_seconds()
+    seconds = parse_duration(
+        every, unit="s", option="--every", shortest=timedelta(seconds=0.1)
+    ).total_seconds()
     console = Console(highlight=False)
 
     def frame() -> Text:
@@ -718,7 +828,7 @@ def db_group() -> None:
 @db_group.command("info", epilog=EXIT_CODES_HELP)
 @db_option
 @format_option
-def db_info(db_path: Path | None, format_: str, as_json: bool) -> None:
+def db_info(format_: str, as_json: bool) -> None:
     """Size, rows, days covered, open day keys, inputs and schema version.
 
     \b
@@ -726,9 +836,8 @@ def db_info(db_path: Path | None, format_: str, as_json: bool) -> None:
       logalyse db info --json
     """
     from .admin import info
-    from .store import Store
 
-    with Store(_resolve_db(db_path), read_only=True) as store:
+    with _open_store(read_only=True) as store:
         reports = info(store)
     _render(reports, format_, as_json)
 
@@ -736,7 +845,7 @@ def db_info(db_path: Path | None, format_: str, as_json: bool) -> None:
 @db_group.command("inputs", epilog=EXIT_CODES_HELP)
 @db_option
 @format_option
-def db_inputs(db_path: Path | None, format_: str, as_json: bool) -> None:
+def db_inputs(format_: str, as_json: bool) -> None:
     """Every input imported (files and streams), with its checkpoint and requests stored.
 
     \b
@@ -744,9 +853,8 @@ def db_inputs(db_path: Path | None, format_: str, as_json: bool) -> None:
       logalyse db inputs
     """
     from .admin import inputs
-    from .store import Store
 
-    with Store(_resolve_db(db_path), read_only=True) as store:
+    with _open_store(read_only=True) as store:
         reports = inputs(store)
     _render(reports, format_, as_json)
 
@@ -755,8 +863,9 @@ def db_inputs(db_path: Path | None, format_: str, as_json: bool) -> None:
 @click.argument("input_name", metavar="INPUT")
 @db_option
 @click.option("--dry-run", is_flag=True, help="Say what would be dropped, drop nothing.")
+@lock_timeout_option
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
-def db_forget(input_name: str, db_path: Path | None, dry_run: bool, quiet: bool) -> None:
+def db_forget(input_name: str, dry_run: bool, lock_timeout: float, quiet: bool) -> None:
     """Drop an input's checkpoint and the requests it stored, to import it again.
 
     INPUT is an id or a name from `logalyse db inputs`, or the path of a log file
@@ -771,9 +880,8 @@ def db_forget(input_name: str, db_path: Path | None, dry_run: bool, quiet: bool)
     """
     from .admin import forget
     from .formats.escape import printable
-    from .store import Store
 
-    with Store(_resolve_db(db_path)) as store:
+    with _open_store(lock_timeout=lock_timeout) as store:
         stats = forget(store, input_name, dry_run=dry_run)
     if not quiet:
         verb = "would forget" if dry_run else "forgot"
@@ -800,7 +908,7 @@ def report_options(fn: F) -> F:
         click.option("--include-bots", is_flag=True, help="Count bots as visitors too."),
         click.option(
             "--limit",
-            type=click.IntRange(min=1),
+            type=click.IntRange(1, 1_000_000),
             default=20,
             show_default=True,
             help="Rows per table.",
@@ -843,7 +951,6 @@ def report_group() -> None:
 def _run_report(name: str, params: dict[str, Any]) -> None:
     from .reports import REPORTS
     from .sessions import Scope, period
-    from .store import Store
 
     tz = params["tz"]
     since, until, label = period(params["since"], params["until"], tz)
@@ -855,11 +962,11 @@ def _run_report(name: str, params: dict[str, Any]) -> None:
         include_bots=params["include_bots"],
         tz=tz,
         limit=params["limit"],
-        gap=parse_duration(params["gap"]),
+        gap=parse_duration(params["gap"], option="--gap", shortest=timedelta(minutes=1)),
         label=label,
     )
     fn = REPORTS[name]
-    with Store(_resolve_db(params["db_path"]), read_only=True) as store:
+    with _open_store(read_only=True) as store:
         reports = fn(store, scope)
     _render(reports, params["format_"], params["as_json"])
 

@@ -42,6 +42,15 @@ class Key:
 
 KEYS: tuple[Key, ...] = (
     Key("db", "db_path", "LOGALYSE_DB", str, None, "database file", ("*",)),
+    Key(
+        "keys_dir",
+        "keys_dir",
+        "LOGALYSE_KEYS_DIR",
+        str,
+        None,
+        "directory of the day-key file (tmpfs)",
+        ("*",),
+    ),
     Key("format", "format_", "LOGALYSE_FORMAT", str, None, "log format (preset or log_format)"),
     Key("geoip", "geoip", "LOGALYSE_GEOIP", str, None, "City or Country .mmdb for countries"),
     Key("geoip_city", "geoip_city", "LOGALYSE_GEOIP_CITY", bool, False, "keep the city name"),

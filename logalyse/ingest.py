@@ -59,6 +59,7 @@ from .privacy import (
     strip_referrer_sql,
     visitor_id_sql,
 )
+from .quote import sql_literal
 from .sources import (
     FileInfo,
     LineBlocks,
@@ -101,6 +102,10 @@ HOLD_SECONDS = 2.0
 #: Cap on remembered client addresses (each maps to its normalised form).
 _IP_CACHE_MAX = 500_000
 _NEWLINE = re.compile(b"\n")
+#: Text that may hold an address (a dotted quad, or two colons with hex digits between),
+#: for `privacy.mask_ips` to look at; RE2, in SQL.
+_MAY_HOLD_ADDRESS = r"[0-9]\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]|:[0-9A-Fa-f.]*:"
+_UTM = ("utm_source", "utm_medium", "utm_campaign")
 #: Stands for a batch's table of lines in a source's parse query.
 _LINES = "__lines__"
 
@@ -592,9 +597,12 @@ class Importer:
         on_reject: RejectFn | None = None,
         hold_seconds: float = HOLD_SECONDS,
         withhold: str = "all",
+        stop: threading.Event | None = None,
     ) -> None:
         self.store = store
         self.withhold = withhold  # see _withholding
+        #: Set (SIGTERM, Ctrl-C): store what is parsed, read no further, skip what is left.
+        self.stop = stop or threading.Event()
         self.options = options
         self.on_progress = on_progress
         self.on_reject = on_reject
@@ -693,13 +701,21 @@ class Importer:
     def run(self, inputs: Sequence[Input]) -> IngestStats:
         started = time.monotonic()
         try:
-            for path in oldest_first([i for i in inputs if isinstance(i, Path)]):
-                self.stats.sources.append(self.import_file(path))
-            for inp in inputs:
-                if isinstance(inp, StreamInput):
+            files: list[Input] = list(oldest_first([i for i in inputs if isinstance(i, Path)]))
+            streams: list[Input] = [i for i in inputs if isinstance(i, StreamInput)]
+            for inp in files + streams:
+                if self.stop.is_set():
+                    break
+                if isinstance(inp, Path):
+                    self.stats.sources.append(self.import_file(inp))
+                else:
                     self.stats.sources.append(self.import_stream(inp))
-            self.remake_sessions()
-            self.stats.days_closed = self.close_days()
+            # Stopped: what is stored stays, the sessions of it wait for the next run
+            # (reports make them from the requests meanwhile), and days stay open.
+            self.stats.interrupted = self.stop.is_set()
+            if not self.stats.interrupted:
+                self.remake_sessions()
+                self.stats.days_closed = self.close_days()
         finally:
             self.close()
         self.stats.seconds = time.monotonic() - started
@@ -763,6 +779,8 @@ class Importer:
             blocks = LineBlocks(reader, self.options.batch_bytes, take_partial=ended)
             with closing(self._parsed(src, iter(blocks), progress)) as parsed:
                 for _ in parsed:
+                    if self.stop.is_set():
+                        break  # what is parsed is stored below
                     if self._staged < ROW_GROUP_ROWS:
                         continue
                     if not self._withholding(src):
@@ -810,6 +828,8 @@ class Importer:
             chain = itertools.chain([first], blocks)
             with closing(self._parsed(src, chain, progress, ahead=0)) as parsed:
                 for _ in parsed:
+                    if self.stop.is_set() and self._withholding(src):
+                        break
                     if not self._withholding(src):
                         self._hand_off(src)
                     elif self.withhold == "new" or self._staged >= WITHHOLD_MAX_REQUESTS:
@@ -954,8 +974,7 @@ class Importer:
     def _day_expr(self) -> str:
         if self.options.tz == "UTC":
             return "ts::DATE"
-        tz = self.options.tz.replace("'", "''")
-        return f"timezone('{tz}', ts::TIMESTAMPTZ)::DATE"
+        return f"timezone({sql_literal(self.options.tz)}, ts::TIMESTAMPTZ)::DATE"
 
     def _parsed(
         self,
@@ -1050,7 +1069,7 @@ class Importer:
             )
         finally:
             con.execute(f"DROP TABLE {lines_tbl}")
-        self._unescape_batch(con, stage)
+        self._clean_batch(con, stage)
         if src.kind == "stream" and src.prior_lines:
             with self._db():
                 mark_replayed(con, stage, src.id, src.prior_lines, src.matched)
@@ -1105,22 +1124,41 @@ class Importer:
                 "was committed"
             )
 
-    def _unescape_batch(self, con: duckdb.DuckDBPyConnection, stage: str) -> None:
-        """Decode nginx's \\xNN escapes in the few distinct values of the batch that hold one."""
-        cols = ("ua", "path", "query", "referrer", "host")
+    def _clean_batch(self, con: duckdb.DuckDBPyConnection, stage: str) -> None:
+        """Decode nginx's \\xNN escapes, and mask addresses (`privacy.mask_ips`), in the text
+        the store keeps: once per distinct value that may need it. A path, query, referrer,
+        host or user agent may hold a client's address (a proxy probe of
+        `http://ADDR:port/`, a bot's `+http://ADDR`): none is stored."""
+
+        def may(c: str) -> str:  # LIKE first: it is four times cheaper than the regex
+            return (
+                f"(contains({c}, '\\x') OR (({c} LIKE '%.%.%.%' OR {c} LIKE '%:%:%') "
+                f"AND regexp_matches({c}, '{_MAY_HOLD_ADDRESS}')))"
+            )
+
+        # Paths and queries are checked per request; user agents and referrers repeat, so
+        # per distinct value. Campaigns are decoded from the query (`%2E`, too): checked.
         found = con.execute(
-            f"SELECT DISTINCT v FROM (SELECT unnest([{', '.join(cols)}]) AS v FROM {stage} "
-            "WHERE ("
-            + " OR ".join(f"contains({c}, '\\x')" for c in cols)
-            + ")) WHERE contains(v, '\\x')"
+            f"""
+            SELECT v FROM (
+                SELECT DISTINCT unnest([path, query, host, {", ".join(_UTM)}]) AS v
+                FROM {stage} WHERE kind = 'ok'
+                AND ({" OR ".join(may(c) for c in ("path", "query", "host", *_UTM))})
+                UNION SELECT any_value(ua) FROM {stage} WHERE kind = 'ok' GROUP BY uh
+                UNION SELECT DISTINCT referrer FROM {stage} WHERE kind = 'ok'
+            ) WHERE {may("v")}
+            """
         ).fetchall()
-        if not found:
+        changed = [(v, mask_ips(unescape(v))) for (v,) in found]
+        changed = [(raw, clean) for raw, clean in changed if raw != clean]
+        if not changed:
             return
-        raw = [r[0] for r in found]
         esc, params = columns_sql(
-            "esc", raw=("VARCHAR", raw), clean=("VARCHAR", [unescape(v) for v in raw])
+            "esc",
+            raw=("VARCHAR", [r for r, _ in changed]),
+            clean=("VARCHAR", [c for _, c in changed]),
         )
-        for c in cols:
+        for c in ("ua", "path", "query", "referrer", "host", *_UTM):
             also = ", uh = hash(esc.clean)" if c == "ua" else ""  # the user agent's join key
             con.execute(
                 f"UPDATE {stage} SET {c} = esc.clean{also} FROM {esc} WHERE {stage}.{c} = esc.raw",
@@ -1471,8 +1509,10 @@ def ingest(
     on_progress: ProgressFn | None = None,
     on_reject: RejectFn | None = None,
     lock_timeout: float | None = None,
+    stop: threading.Event | None = None,
 ) -> IngestStats:
-    """Import log files and streams into the store, exactly once.
+    """Import log files and streams into the store, exactly once. Setting `stop` (from a
+    signal handler) ends the run early: what was read is stored, `interrupted` is set.
 
     Example:
         >>> import pathlib, tempfile
@@ -1488,4 +1528,6 @@ def ingest(
         if isinstance(inp, Path) and not inp.exists():
             raise SourceError(f"{inp}: no such file")
     with store.writer_lock(lock_timeout):
-        return Importer(store, opts, on_progress=on_progress, on_reject=on_reject).run(inputs)
+        return Importer(store, opts, on_progress=on_progress, on_reject=on_reject, stop=stop).run(
+            inputs
+        )

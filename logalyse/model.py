@@ -43,6 +43,7 @@ class IngestStats:
     sources: list[SourceStats] = field(default_factory=list)
     days_closed: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    interrupted: bool = False  # stopped early (SIGTERM, Ctrl-C): what was read is stored
 
     def total(self, attr: str) -> int:
         return sum(int(getattr(s, attr)) for s in self.sources)

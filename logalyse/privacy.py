@@ -1,8 +1,8 @@
 """Everything that stands between a raw log line and the store: it runs before storage.
 
-- `DayKeys`: one random secret key per day, in a 0600 file beside the database (never in
-  it), destroyed once the day is closed, so old visitor ids cannot be brute-forced back
-  to addresses.
+- `DayKeys` (from `keys`): one random secret key per day, beside the database (never in
+  it), erased once the day is closed, so old visitor ids cannot be brute-forced back to
+  addresses; `closable_days` says which days are closed.
 - `visitor_id`: HMAC-SHA256 (cut to 32 bits) of (client address, user agent, host).
 - `client_address`: the address to hash, from $remote_addr and X-Forwarded-For.
 - query-string and referrer scrubbing (SQL, with a Python twin for tests), and IP masking
@@ -11,126 +11,24 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import ipaddress
-import json
-import os
 import re
-import secrets
-import stat
-import threading
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from .errors import KeyFileError
+from .keys import KEY_BYTES as KEY_BYTES
+from .keys import DayKeys as DayKeys
+from .quote import sql_list
 
-KEY_BYTES = 32
 #: Query keys kept by default besides every `utm_*`: campaign markers, not identities.
 DEFAULT_QUERY_ALLOW = ("ref",)
 DEFAULT_GRACE = timedelta(hours=2)
 
 
-# --- day keys -----------------------------------------------------------------------
-
-
-class DayKeys:
-    """The secret per-day keys, kept in a 0600 JSON file next to the database.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> keys = DayKeys(pathlib.Path(tempfile.mkdtemp()) / "db.keys")
-        >>> len(keys.key("2026-11-01"))
-        32
-        >>> _ = keys.destroy(["2026-11-01"]); keys.days()
-        []
-    """
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = Path(path) if path is not None else None  # None: in memory only
-        self._keys: dict[str, bytes] = {}
-        self._lock = threading.Lock()  # parsing threads ask for keys concurrently
-        self._load()
-
-    def _load(self) -> None:
-        if self.path is None:
-            return
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            return
-        if stat.S_IMODE(st.st_mode) & 0o077:
-            # Someone widened the permissions: narrow them before reading a byte.
-            os.chmod(self.path, 0o600)
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            self._keys = {d: bytes.fromhex(k) for d, k in data["keys"].items()}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-            raise KeyFileError(
-                f"the day-key file {self.path} is unreadable or corrupt ({e}); "
-                "move it away to start new keys (visitor ids of its open days will not link)"
-            ) from e
-
-    def days(self) -> list[str]:
-        """Days (YYYY-MM-DD) that still have a key."""
-        return sorted(self._keys)
-
-    def has(self, day: str) -> bool:
-        return day in self._keys
-
-    def key(self, day: str) -> bytes:
-        """The key of `day`, created (and saved, before any row uses it) when missing."""
-        with self._lock:
-            k = self._keys.get(day)
-            if k is None:
-                k = secrets.token_bytes(KEY_BYTES)
-                self._keys[day] = k
-                self._save()
-            return k
-
-    def destroy(self, days: Iterable[str]) -> list[str]:
-        """Forget the keys of `days`; return the days whose key existed."""
-        with self._lock:
-            gone = [d for d in days if d in self._keys]
-            if gone:
-                for d in gone:
-                    del self._keys[d]
-                self._save(scrub_old=True)
-            return gone
-
-    def _save(self, scrub_old: bool = False) -> None:
-        if self.path is None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = json.dumps(
-            {"format": 1, "keys": {d: k.hex() for d, k in sorted(self._keys.items())}}
-        ).encode()
-        tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if scrub_old:
-            # Overwrite the old file's bytes before it is unlinked, so a destroyed key
-            # does not linger in free blocks as plainly as it could.
-            with contextlib.suppress(FileNotFoundError):
-                size = self.path.stat().st_size
-                with open(self.path, "r+b") as f:
-                    f.write(b"\0" * size)
-                    f.flush()
-                    os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        dfd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+# --- days ---------------------------------------------------------------------------
 
 
 def day_end(day: str, tz: str = "UTC") -> datetime:
@@ -286,7 +184,7 @@ def scrub_query(query: str | None, allow: Sequence[str] = DEFAULT_QUERY_ALLOW) -
 
 def scrub_query_sql(expr: str, allow: Sequence[str] = DEFAULT_QUERY_ALLOW) -> str:
     """SQL twin of `scrub_query` for a VARCHAR expression."""
-    names = ", ".join("'" + a.lower().replace("'", "''") + "'" for a in allow) or "NULL"
+    names = sql_list(a.lower() for a in allow)
     kept = (
         f"list_filter(string_split({expr}, '&'), lambda x: starts_with(lower(x), 'utm_') "
         f"OR lower(split_part(x, '=', 1)) IN ({names}))"
@@ -314,29 +212,100 @@ def strip_referrer_sql(expr: str) -> str:
     return f"nullif(split_part(split_part({expr}, '?', 1), '#', 1), '')"
 
 
-# --- masking for text that leaves the process ---------------------------------------
+# --- masking: no address leaves the process, none is stored ---------------------------
 
-_V4_RE = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d])")
-_V6_RE = re.compile(r"(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:%\w+)?(?![\w:])")
+#: Runs of the characters addresses are written with, holding two colons: IPv6 candidates.
+_V6_RUN = re.compile(r"[0-9A-Fa-f.:]*:[0-9A-Fa-f.]*:[0-9A-Fa-f.:]*")
+#: Where a dotted quad may start (overlapping: a run of digits may hide one further on).
+_V4_AT = re.compile(r"(?=(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}))")
+_QUAD = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+_QUAD_END = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}$")
+_HEX = frozenset("0123456789abcdefABCDEF")
+#: Longer runs of hex digits, colons and dots are masked whole: no address is that long.
+_LONGEST_RUN = 100
+V4_MASK = "x.x.x.x"
+V6_MASK = "x:x:x:x"
 
 
-def _mask_v6(m: re.Match[str]) -> str:
-    text = m.group(0)
-    if "::" not in text and text.count(":") != 7:
-        return text  # a time like 10:05:03, not an address
+def _is_v6(text: str) -> bool:
+    if sum(c in _HEX for c in text) < 2:  # "::", "::1", "d::" in "std::map": not addresses
+        return False
     try:
-        ipaddress.ip_address(text.split("%", 1)[0])
+        ipaddress.IPv6Address(text)
     except ValueError:
-        return text
-    return "x:x:x:x"
+        return False
+    return True
+
+
+def _first_parts(part: str) -> list[str]:
+    """Where an address may start inside the first group of a run: its whole, its last hex
+    digits (after letters such as `cafe`), or just after it; never inside a dotted quad."""
+    if _QUAD_END.search(part):
+        return [""]  # 1.2.3.4:2001:db8::1 is two addresses
+    part = part.rsplit(".", 1)[-1]
+    return [part[-k:] for k in range(min(4, len(part)), 0, -1)] + [""]
+
+
+def _last_parts(part: str) -> list[str]:
+    """Where an address may end inside the last group: a dotted quad (its last number cut
+    short if it must be), hex digits, or just before it."""
+    quad = _QUAD.match(part)
+    if quad:
+        q = quad.group(0)
+        return [q[:k] for k in range(len(q), q.rindex(".") + 1, -1)] + [""]
+    hexes = [part[:k] for k in range(min(4, len(part)), 0, -1)]
+    return [h for h in hexes if all(c in _HEX for c in h)] + [""]
+
+
+def _mask_v6_run(run: str) -> str:
+    """Mask the IPv6 addresses in a run of hex digits, colons and dots: the longest first,
+    ending on a whole group if it can (so that `2001:db8::1:54321` keeps its port)."""
+    if len(run) > _LONGEST_RUN:
+        return V6_MASK
+    parts = run.split(":")
+    starts = [0]
+    for p in parts:
+        starts.append(starts[-1] + len(p) + 1)
+    n = len(parts)
+    for trim_last in (False, True):
+        for size in range(min(n, 10), 2, -1):
+            for a in range(n - size + 1):
+                b = a + size - 1
+                lasts = _last_parts(parts[b]) if trim_last else [parts[b]]
+                for first in _first_parts(parts[a]):
+                    for last in lasts:
+                        if not _is_v6(":".join([first, *parts[a + 1 : b], last])):
+                            continue
+                        begin = starts[a] + len(parts[a]) - len(first)
+                        end = starts[b] + len(last)
+                        return _mask_v6_run(run[:begin]) + V6_MASK + _mask_v6_run(run[end:])
+    return run
+
+
+def _mask_v4(text: str) -> str:
+    out, pos = [], 0
+    for m in _V4_AT.finditer(text):
+        if m.start() < pos or any(int(o) > 255 for o in m.groups()[:3]):
+            continue
+        last = m.group(4)
+        while int(last) > 255:  # 1.2.3.456 holds 1.2.3.45
+            last = last[:-1]
+        out += [text[pos : m.start()], V4_MASK]
+        pos = m.start() + len(".".join(m.groups()[:3])) + 1 + len(last)
+    return "".join(out) + text[pos:]
 
 
 def mask_ips(text: str) -> str:
-    """Replace every IPv4 and IPv6 address in text, for rejects files and messages.
+    """Replace every IPv4 and IPv6 address in text: before storing a path, query, referrer,
+    host or user agent, and in rejects files and messages. Addresses next to letters,
+    with a port, in brackets or with an IPv4 tail are found; times are not addresses.
 
     Example:
-        >>> mask_ips("203.0.113.9 - - [10:05:03] from 2001:db8::1")
-        'x.x.x.x - - [10:05:03] from x:x:x:x'
+        >>> mask_ips("203.0.113.9 - - [10:05:03] from 2001:db8::1:54321 (client_::11ms)")
+        'x.x.x.x - - [10:05:03] from x:x:x:x:54321 (client_x:x:x:xms)'
     """
-    text = _V4_RE.sub("x.x.x.x", text)
-    return _V6_RE.sub(_mask_v6, text)
+    if ":" not in text and "." not in text:
+        return text
+    if text.count(":") >= 2:
+        text = _V6_RUN.sub(lambda m: _mask_v6_run(m.group(0)), text)
+    return _mask_v4(text) if "." in text else text

@@ -53,7 +53,7 @@ def refresh(
         0
     """
     stats = RefreshStats()
-    with store.writer_lock(), store.attached() as db:
+    with store.writer_lock(nothing="nothing was classified"), store.attached() as db:
         where = "" if everything else "WHERE is_bot IS NULL"
         agents = db.execute(f"SELECT id, ua FROM user_agents {where}").fetchall()
         classified = [classify_agent(ua) for _, ua in agents]

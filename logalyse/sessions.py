@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .enrich import is_asset_sql
 from .errors import ConfigError
+from .quote import sql_literal
 from .store import DAY_KEY_SPAN, SESSION_GAP_SECONDS, sessionise_sql
 
 DEFAULT_GAP = timedelta(seconds=SESSION_GAP_SECONDS)  # the stored sessions' gap
@@ -36,6 +37,12 @@ class Scope:
     #: An import is running, or one was killed: the stored sessions may lag (see REPORTS).
     sessions_stale: bool = False
     params: list[object] = field(default_factory=list, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        try:
+            ZoneInfo(self.tz)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ConfigError(f"unknown time zone {self.tz!r} (try UTC or Europe/Paris)") from e
 
     def where(self, alias: str = "r", *, pages: bool = False, bots: bool | None = None) -> str:
         """SQL condition (with ? placeholders appended to `self.params`) for the scope.
@@ -81,7 +88,7 @@ class Scope:
         """SQL: a UTC timestamp column as local time in the scope's time zone."""
         if self.tz == "UTC":
             return column
-        return f"timezone('{self.tz}', {column}::TIMESTAMPTZ)"
+        return f"timezone({sql_literal(self.tz)}, {column}::TIMESTAMPTZ)"
 
     def previous(self) -> Scope | None:
         """The period of the same length just before this one (None for all time); every
@@ -172,7 +179,8 @@ def _day(text: str, today: date) -> date:
         return today - timedelta(days=1)
     m = _LAST.match(word)
     if m:
-        return today - timedelta(days=int(m.group(1)) - 1)
+        days = int(m.group(1))
+        return today - timedelta(days=days - 1) if days <= 100_000 else date.min
     if word == "month":
         return today.replace(day=1)
     if word == "year":
@@ -210,6 +218,9 @@ def period(
 
     start = _day(since, today) if since else None
     end = _day(until, today) if until else None
+    for d, word in ((start, since), (end, until)):
+        if d is not None and not date(1970, 1, 1) <= d <= date(2199, 12, 31):
+            raise ConfigError(f"{word!r} is out of range: logalyse keeps days from 1970 to 2199")
     if since and since.strip().lower() in ("today", "yesterday") and not until:
         end = start
     label = f"{start or 'the beginning'} to {end or 'now'}" if (start or end) else "all time"

@@ -382,7 +382,7 @@ def tail(
         on_reject=on_reject,
         renew_seconds=renew_seconds,
     )
-    with store.writer_lock(lock_timeout):
+    with store.writer_lock(lock_timeout, nothing="nothing was stored"):
         if isinstance(target, Path):
             return t.follow_file(target)
         return t.follow_stream(target, label)

@@ -140,8 +140,9 @@ def test_malformed_lines_shown_masked_and_kept_aside(
     )
     assert "\x1b" not in result.stderr and "203.0.113.9" not in result.stderr
     assert rejects.read_text() == (
-        f"{log}\t2\tdoes not match the format\tx.x.x.x - [broken line with \x1b[31mescape\n"
+        f"{log}\t2\tdoes not match the format\tx.x.x.x - [broken line with \\x1B[31mescape\n"
     )
+    assert stat.S_IMODE(rejects.stat().st_mode) == 0o600
 
 
 def test_help_lists_exit_codes(runner: CliRunner) -> None:

@@ -146,7 +146,7 @@ def test_tail_of_a_pipe_stores_a_line_older_than_its_last_flush(tmp_path: Path) 
     """`(L@10:00:05; sleep 4; L@10:00:04; L@10:00:06) | logalyse tail --every 1s -`"""
     db = tmp_path / "db.duckdb"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "logalyse", "--db", str(db), "tail", "--every", "0.2s", "-"],
+        [sys.executable, "-m", "logalyse", "--db", str(db), "tail", "--every", "1s", "-"],
         stdin=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

@@ -22,7 +22,7 @@ from logalyse.store import Store
 from logalyse.tail import tail
 
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0"
-EVERY = "0.2s"
+EVERY = "1s"
 
 
 def line(n: int) -> str:

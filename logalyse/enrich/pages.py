@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from ..quote import sql_list, sql_literal
+
 DEFAULT_ASSET_EXTENSIONS = (
     "css", "js", "mjs", "map", "png", "jpg", "jpeg", "gif", "svg", "ico", "webp", "avif",
     "bmp", "tif", "tiff", "woff", "woff2", "ttf", "otf", "eot", "mp4", "webm", "mp3", "ogg",
@@ -24,10 +26,6 @@ DEFAULT_NON_PAGES = (
 )
 
 
-def _sql_list(items: Sequence[str]) -> str:
-    return ", ".join("'" + i.replace("'", "''") + "'" for i in items) or "NULL"
-
-
 def is_asset_sql(
     path: str,
     extensions: Sequence[str] = DEFAULT_ASSET_EXTENSIONS,
@@ -41,10 +39,11 @@ def is_asset_sql(
     """
     # One RE2 match (anchored at the end) is three times faster than splitting the path.
     alternatives = "|".join(re.escape(e.lower().lstrip(".")) for e in extensions)
-    ext_match = f"regexp_matches({path}, '\\.(?i:{alternatives})$')" if alternatives else "FALSE"
+    pattern = sql_literal(f"\\.(?i:{alternatives})$")
+    ext_match = f"regexp_matches({path}, {pattern})" if alternatives else "FALSE"
     return (
         f"CASE WHEN {path} IS NULL THEN TRUE "
-        f"WHEN {path} IN ({_sql_list(non_pages)}) THEN TRUE "
+        f"WHEN {path} IN ({sql_list(non_pages)}) THEN TRUE "
         f"ELSE {ext_match} END"
     )
 
@@ -96,7 +95,7 @@ def source_sql(
     """
     own = f"{referrer_host} = regexp_replace({host}, '^www\\.', '')"
     if sites:
-        own += f" OR {referrer_host} IN ({_sql_list(sorted(sites))})"
+        own += f" OR {referrer_host} IN ({sql_list(sorted(sites))})"
     when = (
         f"WHEN {kind} = 'spam' THEN {{spam}} WHEN {utm_source} IS NOT NULL THEN {{campaign}} "
         f"WHEN {referrer_host} IS NULL THEN {{direct}} WHEN {own} THEN {{internal}} "

@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..quote import sql_literal
 from .spec import LogFormat, Token, Var
 
 #: Columns of the parse query, in order.
@@ -65,9 +66,7 @@ class StreamPrefix:
         return self.service or self.timestamp
 
 
-def sql_str(text: str) -> str:
-    """Quote text as a SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
+sql_str = sql_literal
 
 
 def _dash_empty(expr: str) -> str:

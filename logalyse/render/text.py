@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -13,6 +14,7 @@ from ..formats.escape import printable
 from ..model import Column, Report
 
 FORMATS = ("table", "json", "csv", "tsv")
+_C1 = re.compile("[\x7f-\x9f]")
 _BLOCKS = " ▏▎▍▌▋▊▉█"
 BAR_WIDTH = 24
 
@@ -107,10 +109,10 @@ def render_table(reports: Sequence[Report], out: IO[str], *, color: bool | None 
         if n:
             console.print()
         if not report.rows:
-            console.print(Text(f"{report.title}: {report.empty}"))
+            console.print(Text(printable(f"{report.title}: {report.empty}")))
             continue
         table = Table(
-            title=Text(report.title, style="bold"),
+            title=Text(printable(report.title), style="bold"),
             title_justify="left",
             box=box.SIMPLE_HEAD,
             show_header=not report.single,
@@ -152,7 +154,10 @@ def render_json(reports: Sequence[Report], out: IO[str]) -> None:
         return records[0] if r.single else records
 
     doc = one(reports[0]) if len(reports) == 1 else {r.name: one(r) for r in reports}
-    json.dump(doc, out, indent=2, ensure_ascii=False)
+    # json escapes C0 controls; DEL and C1 (U+0080-U+009F: a terminal reads U+009B as CSI)
+    # are escaped too, so that the JSON says "\u009b" and a terminal never sees one.
+    text = json.dumps(doc, indent=2, ensure_ascii=False)
+    out.write(_C1.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text))
     out.write("\n")
 
 

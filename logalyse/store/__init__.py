@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .columns import columns_sql
-from .db import DEFAULT_LOCK_TIMEOUT, Store, default_db_path
+from .db import DEFAULT_LOCK_TIMEOUT, Store, default_db_path, open_private
 from .schema import (
     DAY_KEY_SPAN,
     ENRICHED_COLUMNS,
@@ -30,6 +30,7 @@ __all__ = [
     "default_db_path",
     "dirty_window",
     "mark_sessions_dirty",
+    "open_private",
     "remake_all_sessions",
     "remake_dirty_sessions",
     "sessionise_sql",

@@ -9,7 +9,10 @@ imports never interleave.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
+import hashlib
 import os
 import random
 import time
@@ -21,7 +24,8 @@ from typing import Any
 import duckdb
 
 from ..errors import StoreError, StoreLockedError
-from ..privacy import DayKeys
+from ..keys import DayKeys
+from ..quote import sql_literal
 from .schema import MIGRATIONS, SCHEMA_VERSION
 from .tx import transaction
 
@@ -36,6 +40,17 @@ def default_db_path() -> Path:
         return Path(env)
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "logalyse" / "logalyse.duckdb"
+
+
+def open_private(path: Path, flags: int, *, what: str) -> int:
+    """Open a file beside the database (0600 when created), never through a symlink: a
+    link planted there could make logalyse create, chmod or write a file elsewhere."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise StoreError(f"the {what} {path} is a symbolic link: refusing to follow it") from e
+        raise StoreError(f"cannot open the {what} {path}: {e.strerror}") from e
 
 
 def _setup(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
@@ -69,8 +84,10 @@ class Store:
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         memory_limit: str = DEFAULT_MEMORY_LIMIT,
         threads: int | None = None,
+        keys_dir: str | Path | None = None,
     ) -> None:
         self.path = Path(path) if str(path) != ":memory:" else Path(":memory:")
+        self.keys_dir = Path(keys_dir) if keys_dir is not None else None
         self.in_memory = str(path) == ":memory:"
         self.read_only = read_only
         self.lock_timeout = lock_timeout
@@ -135,8 +152,15 @@ class Store:
 
     @property
     def key_path(self) -> Path:
-        """The day-key file: beside the database, never inside it."""
-        return Path(str(self.path) + ".keys")
+        """The day-key file: beside the database (never inside it), or in `keys_dir` (a
+        tmpfs such as /run/logalyse, say), named after the database's full path."""
+        if self.keys_dir is None:
+            return Path(str(self.path) + ".keys")
+        whole = str(self.path.resolve()).encode("utf-8", "surrogateescape")
+        return (
+            self.keys_dir
+            / f"{self.path.name}-{hashlib.blake2b(whole, digest_size=4).hexdigest()}.keys"
+        )
 
     @property
     def lock_path(self) -> Path:
@@ -147,14 +171,17 @@ class Store:
     def _attach_once(self) -> None:
         target = ":memory:" if self.in_memory else str(self.path)
         mode = " (READ_ONLY)" if self.read_only else ""
-        self.con.execute(f"ATTACH '{target.replace(chr(39), chr(39) * 2)}' AS db{mode}")
+        self.con.execute(f"ATTACH {sql_literal(target)} AS db{mode}")
         self.con.execute("USE db")
         self._live = True
 
     def _detach(self) -> None:
-        self.con.execute("USE memory")
-        self.con.execute("DETACH db")
         self._live = False
+        # After a fatal error (a full disk) DuckDB may have dropped the database already:
+        # letting go of it must not hide the error that brought us here.
+        with contextlib.suppress(duckdb.Error):
+            self.con.execute("USE memory")
+            self.con.execute("DETACH db")
 
     def attach(self) -> duckdb.DuckDBPyConnection:
         """Attach the database file as `db` and USE it; pair every call with `detach()`.
@@ -277,13 +304,16 @@ class Store:
     # -- the writers' lock -------------------------------------------------------
 
     @contextmanager
-    def writer_lock(self, timeout: float | None = None) -> Iterator[None]:
-        """Hold `<db>.lock` so that only one import or tail writes this database."""
+    def writer_lock(
+        self, timeout: float | None = None, *, nothing: str = "nothing was imported"
+    ) -> Iterator[None]:
+        """Hold `<db>.lock` so that only one import, tail or upkeep writes this database;
+        `nothing` says what did not happen when it stays taken."""
         if self.in_memory:
             yield
             return
         wait = self.lock_timeout if timeout is None else timeout
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = open_private(self.lock_path, os.O_RDWR | os.O_CREAT, what="lock file")
         try:
             deadline = time.monotonic() + wait
             while True:
@@ -294,7 +324,7 @@ class Store:
                     if time.monotonic() >= deadline:
                         raise StoreLockedError(
                             f"another import or tail is writing {self.path} "
-                            f"(waited {wait:g}s); nothing was imported by this run"
+                            f"(waited {wait:g}s); {nothing} by this run"
                         ) from e
                     time.sleep(0.05)
             try:

@@ -12,7 +12,7 @@ from typing import Any
 
 from .tx import transaction
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: The gap that ends a session in the stored `sessions` table (reports may ask for another).
 SESSION_GAP_SECONDS = 30 * 60
 #: The longest a day key can last (a 25-hour DST day), with a margin: no visitor id, so no
@@ -191,12 +191,67 @@ _V4 = tuple(
     for table, column in (("requests", "ts"), ("sessions", "start"), ("sessions", "finish"))
 )
 
+
+def _mask_stored_addresses(db: Any) -> None:
+    """Mask the addresses older imports stored inside text (a proxy probe's
+    `http://ADDR:port/`, a bot's `+http://ADDR`): imports now mask them before storing.
+    User agents that become the same text are merged into one."""
+    from ..privacy import mask_ips
+
+    hint = "({c} LIKE '%.%.%.%' OR {c} LIKE '%:%:%')"
+    text = {
+        "requests": ("path", "query", "referrer", "referrer_host", "host"),
+        "sessions": ("host", "entry", "exit", "referrer_host"),
+    }
+    for table, cols in text.items():
+        for c in cols:
+            found = db.execute(f"SELECT DISTINCT {c} FROM {table} WHERE {hint.format(c=c)}")
+            changed = [(v, mask_ips(v)) for (v,) in found.fetchall()]
+            changed = [(raw, clean) for raw, clean in changed if raw != clean]
+            if changed:
+                db.execute(
+                    f"UPDATE {table} SET {c} = m.clean FROM (SELECT unnest($1::VARCHAR[]) AS raw, "
+                    f"unnest($2::VARCHAR[]) AS clean) m WHERE {table}.{c} = m.raw",
+                    [[r for r, _ in changed], [c2 for _, c2 in changed]],
+                )
+    agents = db.execute(f"SELECT id, ua FROM user_agents WHERE {hint.format(c='ua')}").fetchall()
+    masked = {i: mask_ips(ua) for i, ua in agents if mask_ips(ua) != ua}
+    if not masked:
+        return
+    existing = dict(
+        db.execute(
+            "SELECT ua, id FROM user_agents WHERE ua IN (SELECT unnest($1::VARCHAR[]))",
+            [sorted(set(masked.values()))],
+        ).fetchall()
+    )
+    keep: dict[str, int] = {}  # masked text -> the id that keeps it
+    for i in sorted(masked):
+        keep.setdefault(masked[i], existing.get(masked[i], i))
+    moved = {i: keep[t] for i, t in masked.items() if keep[t] != i}
+    if moved:
+        db.execute(
+            "UPDATE requests SET ua_id = m.new FROM (SELECT unnest($1::INTEGER[]) AS old, "
+            "unnest($2::INTEGER[]) AS new) m WHERE requests.ua_id = m.old",
+            [list(moved), list(moved.values())],
+        )
+        db.execute(
+            "DELETE FROM user_agents WHERE id IN (SELECT unnest($1::INTEGER[]))", [list(moved)]
+        )
+    for t, i in keep.items():
+        if i in masked:
+            db.execute("UPDATE user_agents SET ua = ? WHERE id = ?", [t, i])
+
+
+# No address inside stored text (issue 15): what older imports stored is masked too.
+_V5 = (_mask_stored_addresses,)
+
 #: version -> statements bringing the previous version to it.
 MIGRATIONS: dict[int, tuple[str | Callable[[Any], None], ...]] = {
     1: _V1,
     2: _V2,
     3: _V3,
     4: _V4,
+    5: _V5,
 }
 
 #: Columns of `requests` written by the import, in insert order.
