@@ -52,13 +52,16 @@ demo: $(BIN)/.installed
 	$(BIN)/logalyse --db $(DEMO_DB) report referrers --limit 5
 	$(BIN)/logalyse --db $(DEMO_DB) report sessions --limit 3
 
-## bench: import speed and memory (1M lines), reports on a 5M store, tail's memory over a stream,
+## bench: import speed and memory (1M lines; and with a new user agent on every line), reports
+## on a 5M store, tail's memory over a stream,
 ## and the ceiling: the fastest pipelines DuckDB allows on the same log
 bench: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet maxminddb-geolite2
 	@# Bytecode as an installed package has it, even where PYTHONDONTWRITEBYTECODE is set.
 	$(BIN)/python -m compileall -q logalyse
 	$(BIN)/python bench/bench.py
+	@# An attacker rotating user agents: every line's is new to the store.
+	$(BIN)/python bench/bench.py --distinct-agents --runs 1
 	$(BIN)/python bench/bench_reports.py
 	$(BIN)/python bench/bench_tail.py --minutes 3
 	$(BIN)/python bench/bench_floor.py

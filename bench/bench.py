@@ -39,6 +39,21 @@ def ensure_log(lines: int) -> Path:
     return path
 
 
+def distinct_agents(log: Path) -> Path:
+    """The log with every user agent made unique, as an attacker rotating them sends it:
+    the same requests, each with a user agent the store has never seen."""
+    out = log.with_name(log.stem + "-distinct-ua.log")
+    if not out.exists():
+        print(f"writing {out} (once)...", file=sys.stderr)
+        tmp = out.with_suffix(".tmp")
+        with open(log, "rb") as src, open(tmp, "wb") as dst:
+            for n, line in enumerate(src):
+                cut = line.rstrip(b"\n").rfind(b'"')  # the closing quote of the user agent
+                dst.write(line[:cut] + b" u/%d" % n + line[cut:])
+        tmp.rename(out)
+    return out
+
+
 def write_log(lines: int, path: Path) -> None:
     from logalyse.loggen import write_log
 
@@ -97,6 +112,9 @@ def main() -> None:
     )
     parser.add_argument("--city", action="store_true", help="use the GeoLite2-City database")
     parser.add_argument("--no-geoip", action="store_true", help="no countries")
+    parser.add_argument(
+        "--distinct-agents", action="store_true", help="every line with a user agent of its own"
+    )
     args = parser.parse_args()
     chosen = city_geoip() if args.city else args.geoip
     geoip = None if args.no_geoip else (chosen or default_geoip())
@@ -104,6 +122,8 @@ def main() -> None:
         sys.exit("no GeoIP database: pip install maxminddb-geolite2, or pass --geoip/--no-geoip")
     geo_args = ["--geoip", str(geoip)] if geoip else []
     log = ensure_log(args.lines)
+    if args.distinct_agents:
+        log = distinct_agents(log)
     exe = [sys.executable, "-m", "logalyse"]
     imports, reruns, rss, size = [], [], [], 0
     for _ in range(args.runs):

@@ -38,6 +38,8 @@ from .enrich import (
     agent_columns,
     classify_agent,
     classify_host,
+    classify_with_hints,
+    hints_sql,
     is_asset_sql,
     normalise_host,
     pageview_sql,
@@ -99,6 +101,9 @@ REMAKE_MEMORY_LIMIT = "100MB"
 WITHHOLD_MAX_REQUESTS = ROW_GROUP_ROWS
 #: A long import detaches the store at least this often, so that reports can get in.
 HOLD_SECONDS = 2.0
+#: New user agents kept in memory before they are stored ahead of their requests: an
+#: attacker who sends a new one with every request must not grow the import's memory.
+UA_FLUSH = 5_000
 #: Cap on remembered client addresses (each maps to its normalised form).
 _IP_CACHE_MAX = 500_000
 _NEWLINE = re.compile(b"\n")
@@ -405,7 +410,8 @@ class _Parsed:
 
     counts: Counter[tuple[str, bool]] = field(default_factory=Counter)  # (kind, old) -> lines
     days: Counter[date] = field(default_factory=Counter)  # day -> new requests
-    uas: list[str] = field(default_factory=list)  # distinct user agents of new requests
+    #: distinct user agents of new requests that uamap lacks, with their hints
+    uas: list[tuple[str, str | None, bool, bool]] = field(default_factory=list)
     malformed: list[tuple[int, str, str]] = field(default_factory=list)  # (number, why, line)
     own_host: str | None = None  # the host the batch's assets were loaded from
 
@@ -449,6 +455,14 @@ class _Committer:
             self._attached_at = None
             self.store.detach()
 
+    def add_agents(self, agents: list[tuple[int, str, Agent]]) -> None:
+        """Store new user agents ahead of the requests that use them, in a transaction."""
+        if self._attached_at is None:
+            self.store.attach()
+            self._attached_at = time.monotonic()
+        with transaction(self.store.con):
+            _insert_agents(self.store.con, agents)
+
     def commit(self, job: _Commit) -> None:
         if self._attached_at is None:
             self.store.attach()
@@ -456,14 +470,7 @@ class _Committer:
         db = self.store.con
         cols = ", ".join(REQUEST_COLUMNS)
         with transaction(db):
-            if job.new_uas:
-                new_uas, params = columns_sql(
-                    "new_uas",
-                    id=("INTEGER", [i for i, _, _ in job.new_uas]),
-                    ua=("VARCHAR", [u for _, u, _ in job.new_uas]),
-                    **agent_columns([a for _, _, a in job.new_uas]),
-                )
-                db.execute(f"INSERT INTO user_agents BY NAME SELECT * FROM {new_uas}", params)
+            _insert_agents(db, job.new_uas)
             if job.batches:
                 staged = " UNION ALL ".join(f"SELECT * FROM memory.main.s{n}" for n in job.batches)
                 kind, name = source_sql(
@@ -474,15 +481,15 @@ class _Committer:
                     "s.host",
                     job.sites,
                 )
-                pageview = pageview_sql("u.is_bot", "s.method", "s.status", "s.is_asset")
+                pageview = pageview_sql("s.is_bot", "s.method", "s.status", "s.is_asset")
                 (inserted,) = db.execute(
                     f"""
                     INSERT INTO requests ({cols}, {", ".join(ENRICHED_COLUMNS)})
                     SELECT date_trunc('second', s.ts), s.vid, s.host, s.method, s.path, s.query,
-                           s.proto, s.status, s.bytes, s.referrer, u.ua_id, {job.source_id},
-                           s.line_no, s.country, s.city, u.is_bot, {pageview}, s.referrer_host,
+                           s.proto, s.status, s.bytes, s.referrer, s.ua_id, {job.source_id},
+                           s.line_no, s.country, s.city, s.is_bot, {pageview}, s.referrer_host,
                            {kind}, {name}, s.utm_source, s.utm_medium, s.utm_campaign
-                    FROM ({staged}) AS s JOIN memory.main.uamap AS u ON s.uh = u.uh
+                    FROM ({staged}) AS s
                     WHERE s.line_no > {job.first_line} AND s.line_no <= {job.last_line}
                     """
                 ).fetchall()[0]
@@ -523,6 +530,17 @@ class _Committer:
         """
         in_job = f"line_no > {job.first_line} AND line_no <= {job.last_line}"
         mark_sessions_dirty(db, f"SELECT min(ts), max(ts) FROM ({staged}) WHERE {in_job}")
+
+
+def _insert_agents(db: duckdb.DuckDBPyConnection, agents: list[tuple[int, str, Agent]]) -> None:
+    if agents:
+        new_uas, params = columns_sql(
+            "new_uas",
+            id=("INTEGER", [i for i, _, _ in agents]),
+            ua=("VARCHAR", [u for _, u, _ in agents]),
+            **agent_columns([a for _, _, a in agents]),
+        )
+        db.execute(f"INSERT INTO user_agents BY NAME SELECT * FROM {new_uas}", params)
 
 
 def _run_now(fn: Callable[..., _Parsed], *args: Any) -> Future[_Parsed]:
@@ -614,7 +632,6 @@ class Importer:
         self._pool: ThreadPoolExecutor | None = None  # made when a first block comes
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
-        self._ua_ids: dict[str, int] = {}
         self._ips: dict[tuple[str, str], str] = {}
         self._last_detection: tuple[LogFormat, StreamPrefix] | None = None
         # Each parsed batch waits in table memory.main.s<N> until a row group of requests
@@ -648,6 +665,21 @@ class Importer:
         self.sites.update(h for r in stored_sites for h in str(r[0]).split(",") if h)
         self._sites_known = bool(self.sites)
         self.geo = GeoIP(options.geoip, city=options.geoip_city) if options.geoip else None
+        self._load_user_agents()
+
+    def _load_user_agents(self) -> None:
+        """Fill uamap with every stored user agent's id and bot flag, keyed by the hash of
+        its text, in one scan: a batch then sends Python only the user agents it has never
+        seen (memory and time stay flat with a million distinct user agents). Those stored
+        before enrichment (no bot flag yet) are looked up by text when they come."""
+        with self._db() as db:
+            db.execute(
+                "INSERT INTO memory.main.uamap SELECT hash(ua), id, is_bot FROM db.user_agents "
+                "WHERE is_bot IS NOT NULL"
+            )
+            (self._unclassified,) = db.execute(
+                "SELECT count(*) FROM db.user_agents WHERE is_bot IS NULL"
+            ).fetchall()[0]
 
     def _connect(self) -> None:
         """This thread's connection to the store's in-memory instance, and its table uamap.
@@ -681,7 +713,7 @@ class Importer:
         self.con.close()
         self.store.renew()
         self._connect()
-        self._ua_ids.clear()  # known again from the store's user_agents when next seen
+        self._load_user_agents()
         self._ips.clear()
         if self.geo is not None:
             self.geo.forget()
@@ -1083,7 +1115,13 @@ class Importer:
         batch_rows = f"(SELECT * FROM {stage} WHERE kind = 'ok' AND NOT old)"
         self._visitors(con, bid, batch_rows, list(out.days))
         self._referrers(con, bid, batch_rows)
-        out.uas = [r[0] for r in con.execute(f"SELECT DISTINCT ua FROM {batch_rows}").fetchall()]
+        # User agents not in uamap: new to this run (and, almost surely, to the store),
+        # with their pattern matching done here, in parallel (enrich.hints_sql).
+        # (A left join, not NOT IN: it builds its hash table on the batch, not on uamap.)
+        out.uas = con.execute(
+            f"SELECT ua, {hints_sql('ua')} FROM (SELECT DISTINCT b.ua FROM {batch_rows} b "
+            "LEFT JOIN memory.main.uamap m ON b.uh = m.uh WHERE m.uh IS NULL)"
+        ).fetchall()
         if not self._sites_known and src.kind == "file":
             out.own_host = self._guess_own_host(con, bid, batch_rows)
         if out.counts[("malformed", False)]:
@@ -1165,44 +1203,60 @@ class Importer:
                 params,
             )
 
-    def _user_agents(self, uas: Sequence[str]) -> None:
-        """Give the batch's new user agents ids and a classification (table uamap).
+    def _user_agents(self, uas: Sequence[tuple[str, str | None, bool, bool]]) -> None:
+        """Give a batch's new user agents ids and a classification (table uamap).
 
-        A user agent the store has seen keeps its id; a new one is parsed once, here, and
-        its row waits for the commit.
+        A user agent the store has seen keeps its id (uamap holds them all, see
+        `_load_user_agents`); a new one is parsed once, here, and its row is stored with the
+        next commit, or before it once UA_FLUSH of them wait.
         """
-        unknown = [u for u in uas if u not in self._ua_ids]
-        if not unknown:
+        if not uas:
             return
-        with self._db() as db:
-            found = db.execute(
-                "SELECT ua, id, is_bot FROM db.user_agents "
-                "WHERE ua IN (SELECT unnest($1::VARCHAR[]))",
-                [unknown],
+        # Two batches parsed side by side may both have found the same one new.
+        hints = {u[0]: u[1:] for u in uas}
+        fresh = [
+            r[0]
+            for r in self.con.execute(
+                "SELECT n.ua FROM (SELECT unnest($1::VARCHAR[]) AS ua) n "
+                "LEFT JOIN memory.main.uamap m ON hash(n.ua) = m.uh WHERE m.uh IS NULL",
+                [list(hints)],
             ).fetchall()
+        ]
+        if not fresh:
+            return
+        known: dict[str, tuple[int, bool | None]] = {}
+        if self._unclassified:
+            with self._db() as db:
+                found = db.execute(
+                    "SELECT ua, id, is_bot FROM db.user_agents "
+                    "WHERE ua IN (SELECT unnest($1::VARCHAR[]))",
+                    [fresh],
+                ).fetchall()
+            known = {ua: (uid, is_bot) for ua, uid, is_bot in found}
+        ids: list[int] = []
         bots: list[bool] = []
-        known = {ua: (uid, is_bot) for ua, uid, is_bot in found}
-        for ua in unknown:
+        for ua in fresh:
             if ua in known:
-                uid, is_bot = known[ua]
-                if is_bot is None:  # stored before enrichment: `logalyse enrich` fills it in
-                    is_bot = classify_agent(ua).is_bot
+                uid, flag = known[ua]
+                is_bot = classify_agent(ua).is_bot if flag is None else flag  # `enrich` fills it
             else:
-                agent = classify_agent(ua)
+                agent = classify_with_hints(ua, *hints[ua])
                 uid, is_bot = self._next_ua, agent.is_bot
                 self._pending_uas.append((uid, ua, agent))
                 self._next_ua += 1
-            self._ua_ids[ua] = uid
-            bots.append(bool(is_bot))
+            ids.append(uid)
+            bots.append(is_bot)
         new_map, params = columns_sql(
-            "new_map",
-            ua=("VARCHAR", unknown),
-            ua_id=("INTEGER", [self._ua_ids[u] for u in unknown]),
-            is_bot=("BOOLEAN", bots),
+            "new_map", ua=("VARCHAR", fresh), ua_id=("INTEGER", ids), is_bot=("BOOLEAN", bots)
         )
         self.con.execute(
             f"INSERT INTO memory.main.uamap SELECT hash(ua), ua_id, is_bot FROM {new_map}", params
         )
+        if len(self._pending_uas) >= UA_FLUSH:
+            # Stored ahead of their requests: a user agent without requests harms nothing,
+            # and a rerun after a crash finds it by its text.
+            self._committer.add_agents(self._pending_uas)
+            self._pending_uas.clear()
 
     def _visitors(
         self, con: duckdb.DuckDBPyConnection, bid: int, batch_rows: str, days: Sequence[date]
@@ -1337,6 +1391,14 @@ class Importer:
         """Once a batch is parsed: add up its lines, give its user agents ids, report junk."""
         parsed = future.result()  # the parse's error, if any, is raised here
         self._user_agents(parsed.uas)
+        # Each request's user agent id and bot flag, now that uamap holds them all: joined
+        # per batch, the hash table is the batch's, not one of every user agent seen.
+        self.con.execute(
+            f"CREATE TABLE memory.main.t{bid} AS SELECT s.* EXCLUDE (uh), u.ua_id, u.is_bot "
+            f"FROM memory.main.s{bid} s JOIN memory.main.uamap u ON s.uh = u.uh"
+        )
+        self.con.execute(f"DROP TABLE memory.main.s{bid}")
+        self.con.execute(f"ALTER TABLE memory.main.t{bid} RENAME TO s{bid}")
         if parsed.own_host and not self._sites_known:
             self.sites.add(parsed.own_host)
             self._sites_known = True

@@ -10,11 +10,22 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from logalyse.cli import cli
-from logalyse.enrich import GeoIP, classify_agent, classify_host, normalise_host
+from logalyse.enrich import (
+    Agent,
+    GeoIP,
+    classify_agent,
+    classify_host,
+    classify_with_hints,
+    hints_sql,
+    normalise_host,
+)
 from logalyse.errors import GeoError
 from logalyse.ingest import ImportOptions, ingest
 from logalyse.refresh import refresh
@@ -222,6 +233,59 @@ def test_every_user_agent_in_the_real_logs_gets_a_device() -> None:
     total = sum(devices.values())
     assert devices["desktop"] / total > 0.7
     assert 0.15 < devices["bot"] / total < 0.25
+
+
+def _real_user_agents() -> list[str]:
+    uas = set()
+    for log in sorted(LOGS.glob("*")) + sorted(DATA.glob("fixtures/*/*")):
+        for line in log.read_text(errors="replace").splitlines():
+            parts = line.split('"')
+            if len(parts) >= 6:
+                uas.add(parts[5])
+    return sorted(uas)
+
+
+def _with_hints(uas: list[str]) -> list[Agent]:
+    """What the import does: the pattern matching in DuckDB, the rest in Python."""
+    rows = (
+        duckdb.connect()
+        .execute(
+            f"SELECT u, {hints_sql('u')} FROM (SELECT unnest($1::VARCHAR[]) AS u, "
+            "generate_subscripts($1::VARCHAR[], 1) AS i) ORDER BY i",
+            [uas],
+        )
+        .fetchall()
+    )
+    return [classify_with_hints(*row) for row in rows]
+
+
+def test_the_import_classifies_as_classify_agent_does() -> None:
+    """The import matches patterns in DuckDB (RE2, in parallel); enrich and the tests use
+    Python's re: both give the same answer for every real user agent."""
+    uas = _real_user_agents()
+    assert len(uas) > 600
+    assert _with_hints(uas) == [classify_agent(u) for u in uas]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=80),
+            st.sampled_from(_real_user_agents()[::7]).map(lambda u: u.upper()),
+            st.builds(
+                lambda a, b: a + b,
+                st.sampled_from(["Mozilla/5.0 (", "curl/", "www.", "Feed"]),
+                st.text(max_size=30),
+            ),
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_hints_agree_with_python_on_any_text(uas: list[str]) -> None:
+    uas = [u.replace("\x00", "") for u in uas]
+    assert _with_hints(uas) == [classify_agent(u) for u in uas]
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import; nothing here touches a stored row.
 
 from __future__ import annotations
 
-from .agents import Agent, agent_columns, classify_agent
+from .agents import Agent, agent_columns, classify_agent, classify_with_hints, hints_sql
 from .geo import GeoIP
 from .pages import (
     DEFAULT_ASSET_EXTENSIONS,
@@ -27,6 +27,8 @@ __all__ = [
     "agent_columns",
     "classify_agent",
     "classify_host",
+    "classify_with_hints",
+    "hints_sql",
     "is_asset_sql",
     "normalise_host",
     "pageview_sql",

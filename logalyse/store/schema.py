@@ -242,8 +242,17 @@ def _mask_stored_addresses(db: Any) -> None:
             db.execute("UPDATE user_agents SET ua = ? WHERE id = ?", [t, i])
 
 
+# User agents without the indexes of their PRIMARY KEY and UNIQUE constraints: with a
+# million distinct ones (an attacker rotating them) the indexes took more memory than the
+# whole import may (and 9/10 of the file). The import keeps ids and texts unique itself.
+_UA_WITHOUT_INDEXES = (
+    "CREATE TABLE user_agents_v5 AS SELECT * FROM user_agents ORDER BY id",
+    "DROP TABLE user_agents",
+    "ALTER TABLE user_agents_v5 RENAME TO user_agents",
+)
+
 # No address inside stored text (issue 15): what older imports stored is masked too.
-_V5 = (_mask_stored_addresses,)
+_V5 = (*_UA_WITHOUT_INDEXES, _mask_stored_addresses)
 
 #: version -> statements bringing the previous version to it.
 MIGRATIONS: dict[int, tuple[str | Callable[[Any], None], ...]] = {
