@@ -65,7 +65,7 @@ def write_log(lines: int, path: Path) -> None:
 
 def city_geoip() -> Path | None:
     try:
-        import _maxminddb_geolite2  # type: ignore[import-not-found]
+        import _maxminddb_geolite2  # type: ignore[import-not-found,import-untyped,unused-ignore]
     except ImportError:
         return None
     return Path(_maxminddb_geolite2.__file__).parent / "GeoLite2-City.mmdb"

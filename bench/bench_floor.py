@@ -76,8 +76,7 @@ def run_bulk(
         strip_referrer_sql,
         visitor_id_sql,
     )
-    from logalyse.store import Store
-    from logalyse.store.schema import ENRICHED_COLUMNS, REQUEST_COLUMNS, remake_dirty_sessions
+    from logalyse.store import Store, remake_dirty_sessions
 
     tmp = tempfile.mkdtemp()
     store = Store(Path(tmp) / "floor.duckdb", memory_limit=memory_limit)
@@ -88,8 +87,10 @@ def run_bulk(
     db.execute(f"SET preserve_insertion_order = {str(line_numbers).lower()}")
     parsed = csv_source(log)
     db.execute(
+        # The import's visitor key: (day, client, forwarded-for, user agent, host); this
+        # log has neither X-Forwarded-For nor $host.
         "CREATE TABLE memory.main.combos AS SELECT ts::DATE AS day, client, ua, "
-        f"hash(ts::DATE, client, ua) AS ck FROM {parsed} GROUP BY ALL"
+        f"hash(ts::DATE, client, '', ua, '') AS ck FROM {parsed} GROUP BY ALL"
     )
     geo = GeoIP(geoip) if geoip else None
     clients = [
@@ -131,10 +132,12 @@ def run_bulk(
     line_no = "row_number() OVER ()" if line_numbers else "0"
     (n,) = db.execute(
         f"""
-        INSERT INTO requests ({", ".join(REQUEST_COLUMNS)}, {", ".join(ENRICHED_COLUMNS)})
-        SELECT date_trunc('second', ts), v.vid, NULL, method, split_part(tgt, '?', 1), q,
-               proto, status, bytes, referrer, u.ua_id, 1, {line_no}, v.country, NULL,
-               u.is_bot, {pageview}, referrer_host, {kind}, {name}, NULL, NULL, NULL
+        INSERT INTO requests BY NAME
+        SELECT date_trunc('second', ts) AS ts, v.vid AS visitor_id, method,
+               split_part(tgt, '?', 1) AS path, q AS query, proto AS protocol, status, bytes,
+               referrer, u.ua_id, 1 AS source_id, {line_no} AS line_no, v.country, u.is_bot,
+               {pageview} AS is_pageview, referrer_host, {kind} AS source_kind,
+               {name} AS source_name
         FROM (
             SELECT *, {e3} AS referrer_host FROM (
                 SELECT *, {e2} AS {b} FROM (
@@ -142,7 +145,7 @@ def run_bulk(
                            {strip_referrer_sql("ref")} AS referrer,
                            {scrub_query_sql(query)} AS q,
                            {is_asset_sql("split_part(tgt, '?', 1)")} AS is_asset,
-                           hash(ts::DATE, client, ua) AS ck, hash(ua) AS uh
+                           hash(ts::DATE, client, '', ua, '') AS ck, hash(ua) AS uh
                     FROM {parsed})))
         JOIN memory.main.vmap v USING (ck) JOIN memory.main.uamap u USING (uh)
         """

@@ -42,7 +42,7 @@ def build(city: Path, out: Path) -> Path:
         for version in (4, 6):
             nets = [n for n in networks if n.version == version]
             if nets:
-                merged = ipaddress.collapse_addresses(nets)  # type: ignore[type-var]
+                merged = ipaddress.collapse_addresses(nets)  # type: ignore[type-var,unused-ignore]
                 writer.insert_network(
                     IPSet([str(n) for n in merged]), {"country": {"iso_code": code}}
                 )

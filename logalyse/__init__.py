@@ -1,8 +1,9 @@
 """logalyse: privacy-respecting visitor analytics from nginx access logs.
 
-The public API, loaded lazily so that `import logalyse` stays light:
+The public API, loaded lazily so that `import logalyse` stays light: `ingest` logs into
+a `Store`, then `report` on it.
 
-    >>> from logalyse import Store, ingest
+    >>> from logalyse import Store, ingest, report
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ __all__ = [
     "ImportOptions",
     "IngestStats",
     "LogalyseError",
+    "Report",
     "SourceStats",
     "Store",
     "StreamInput",
     "compile_format",
     "ingest",
+    "report",
 ]
 
 _WHERE = {
@@ -27,6 +30,8 @@ _WHERE = {
     "ingest": ".ingest",
     "IngestStats": ".model",
     "SourceStats": ".model",
+    "Report": ".model",
+    "report": ".reports",
     "LogalyseError": ".errors",
     "Store": ".store",
     "compile_format": ".formats",
@@ -36,7 +41,8 @@ if TYPE_CHECKING:
     from .errors import LogalyseError
     from .formats import compile_format
     from .ingest import ImportOptions, StreamInput, ingest
-    from .model import IngestStats, SourceStats
+    from .model import IngestStats, Report, SourceStats
+    from .reports import report
     from .store import Store
 
 

@@ -17,7 +17,7 @@ from .errors import ConfigError
 from .model import Column, Report
 from .store import Store, mark_sessions_dirty, remake_dirty_sessions, transaction
 
-_AGE = re.compile(r"^\s*(\d+)\s*([dwmy])\s*$")
+_AGE = re.compile(r"^\s*(\d+)\s*(d|days?|w|weeks?|mo|months?|y|years?|m)\s*$")
 
 
 @dataclass(frozen=True)
@@ -44,16 +44,20 @@ def _days_in(year: int, month: int) -> int:
 
 
 def parse_age(text: str) -> Age:
-    """`13m` (months), `400d`, `52w`, `2y`.
+    """`13mo` (months), `400d`, `52w`, `2y`. A bare `m` is refused: it is minutes in
+    `--gap` and `--every`, so `13m` would read as either.
 
     Example:
-        >>> parse_age("13m"), parse_age("2w")
+        >>> parse_age("13mo"), parse_age("2w")
         (Age(months=13, days=0), Age(months=0, days=14))
     """
     m = _AGE.match(text.lower())
     if not m:
-        raise ValueError(f"{text!r} is not an age like 13m (months), 400d, 52w or 2y")
+        raise ValueError(f"{text!r} is not an age like 13mo (months), 400d, 52w or 2y")
     n, unit = int(m.group(1)), m.group(2)
+    if unit == "m":
+        raise ValueError(f"{text!r}: write {n}mo for months (m is minutes elsewhere)")
+    unit = {"mo": "m", "mon": "m"}.get(unit[:2], unit[0])
     if n * {"d": 1, "w": 7, "m": 31, "y": 366}[unit] > 100 * 366:
         raise ValueError(f"{text!r} is more than a hundred years: nothing is that old")
     if unit == "y":
@@ -79,7 +83,7 @@ def prune(
     Example:
         >>> import pathlib, tempfile
         >>> with Store(pathlib.Path(tempfile.mkdtemp()) / "t.duckdb") as s:
-        ...     prune(s, parse_age("13m"), now=datetime(2026, 11, 28)).cutoff
+        ...     prune(s, parse_age("13mo"), now=datetime(2026, 11, 28)).cutoff
         datetime.datetime(2025, 10, 28, 0, 0)
     """
     now = now or datetime.now(timezone.utc).replace(tzinfo=None)

@@ -51,7 +51,14 @@ KEYS: tuple[Key, ...] = (
         "directory of the day-key file (tmpfs)",
         ("*",),
     ),
-    Key("format", "format_", "LOGALYSE_FORMAT", str, None, "log format (preset or log_format)"),
+    Key(
+        "log_format",
+        "log_format",
+        "LOGALYSE_LOG_FORMAT",
+        str,
+        None,
+        "log format (preset or nginx log_format)",
+    ),
     Key("geoip", "geoip", "LOGALYSE_GEOIP", str, None, "City or Country .mmdb for countries"),
     Key("geoip_city", "geoip_city", "LOGALYSE_GEOIP_CITY", bool, False, "keep the city name"),
     Key(
@@ -140,6 +147,8 @@ def load(path: Path, *, required: bool = False) -> dict[str, Any]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path} is not valid TOML: {e}") from e
     out: dict[str, Any] = {}
+    if "format" in data and "log_format" not in data:  # its name before 0.2
+        data["log_format"] = data.pop("format")
     for name, value in data.items():
         key = BY_NAME.get(name)
         if key is None:

@@ -147,3 +147,54 @@ class Report:
             return [self.record]
         keep = [(i, c.key) for i, c in enumerate(self.columns) if c.kind != "bar"]
         return [{key: row[i] for i, key in keep} for row in self.rows]
+
+
+@dataclass
+class Tile:
+    """A headline number of the dashboard, beside the previous period's."""
+
+    label: str
+    kind: str  # int, pct, seconds (as Column.kind)
+    value: object
+    previous: object = None  # None: no such period, or nothing to compare in it
+    up_is_good: bool = True  # a falling bounce rate is good news
+    compared: bool = False  # whether there was a period before to compare with
+
+
+@dataclass
+class Series:
+    """Values over time: per day, or per hour for a short period."""
+
+    unit: str  # "day" or "hour"
+    labels: list[str] = field(default_factory=list)
+    visitors: list[float] = field(default_factory=list)
+    pageviews: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Section:
+    """A part of the dashboard: reports shown as tables (and bars); `why_empty` says why
+    there is nothing to show when there is nothing."""
+
+    key: str
+    title: str
+    reports: list[Report]
+    why_empty: str = ""
+    wide: bool = False
+
+
+@dataclass
+class Dashboard:
+    """What the dashboard page shows, computed by `reports.dashboard`, drawn by `render`."""
+
+    title: str
+    period: str
+    tz: str
+    generated: str  # when the page was made (UTC)
+    newest: str | None  # the newest stored request (UTC): how fresh the data is
+    tiles: list[Tile]
+    series: Series
+    heatmap: list[list[float]]  # sessions by weekday (Monday first) and hour
+    sections: list[Section]
+    notes: list[str] = field(default_factory=list)
+    credits: list[str] = field(default_factory=list)  # data sources whose licence asks so

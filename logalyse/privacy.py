@@ -17,8 +17,9 @@ import ipaddress
 import re
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .errors import ConfigError
 from .keys import KEY_BYTES as KEY_BYTES
 from .keys import DayKeys as DayKeys
 from .quote import sql_list
@@ -29,6 +30,19 @@ DEFAULT_GRACE = timedelta(hours=2)
 
 
 # --- days ---------------------------------------------------------------------------
+
+
+def check_time_zone(tz: str) -> ZoneInfo:
+    """The time zone named `tz`, or a ConfigError that says what to write instead.
+
+    Example:
+        >>> check_time_zone("Europe/Paris").key
+        'Europe/Paris'
+    """
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as e:
+        raise ConfigError(f"unknown time zone {tz!r} (try UTC or Europe/Paris)") from e
 
 
 def day_end(day: str, tz: str = "UTC") -> datetime:

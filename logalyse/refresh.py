@@ -22,7 +22,7 @@ from .enrich import (
     pageview_sql,
     source_sql,
 )
-from .store import Store, columns_sql, remake_all_sessions, transaction
+from .store import Store, columns_sql, remake_all_sessions, site_hosts, transaction
 
 
 @dataclass
@@ -57,10 +57,7 @@ def refresh(
         where = "" if everything else "WHERE is_bot IS NULL"
         agents = db.execute(f"SELECT id, ua FROM user_agents {where}").fetchall()
         classified = [classify_agent(ua) for _, ua in agents]
-        stored = db.execute("SELECT value FROM meta WHERE key = 'site_hosts'").fetchall()
-        own = {normalise_host(h) for h in sites} | {
-            h for r in stored for h in str(r[0]).split(",") if h
-        }
+        own = {normalise_host(h) for h in sites} | set(site_hosts(db))
         hosts = [
             r[0]
             for r in db.execute(

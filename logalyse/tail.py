@@ -240,8 +240,15 @@ class Tail:
     def follow_stream(self, stream: BinaryIO, label: str = "stdin") -> TailStats:
         """Read a stream until it ends (or stop), storing what came every `every` seconds."""
         imp = self._importer()
+        feed = imp.open_stream(label)
         try:
-            stats = imp.import_blocks(label, self._blocks(imp, stream))
+            # This loop drives the import: each block is stored before the next is read,
+            # and sessions, days and a fresh instance are seen to between blocks.
+            for block, consumed in self._blocks(stream):
+                if block and not feed.feed(block, consumed):
+                    break  # given up on: most of its lines do not parse
+                self._flushed(imp)  # also when nothing came: a quiet night closes yesterday
+            stats = feed.close()
             stats.unterminated = self._unterminated
             self.stats.add(stats)
             self._check_format()
@@ -249,8 +256,9 @@ class Tail:
             imp.close()
         return self.stats
 
-    def _blocks(self, imp: Importer, stream: BinaryIO) -> Iterator[tuple[bytes, int]]:
-        """Blocks of whole lines: what arrived in each `every` seconds (or a batch's worth).
+    def _blocks(self, stream: BinaryIO) -> Iterator[tuple[bytes, int]]:
+        """Blocks of whole lines: what arrived in each `every` seconds (or a batch's worth);
+        an empty block when the time came and nothing did.
 
         As in a file (`sources.LineBlocks`), a stream whose first chunk has `\\r` but no
         `\\n` ends its lines with `\\r`, and a line longer than MAX_LINE_BYTES is cut to
@@ -278,16 +286,18 @@ class Tail:
         skipped = 0  # bytes of it dropped, counted with the next block
         deadline = time.monotonic() + self.every
         while not eof:
-            try:
-                data = chunks.get(timeout=0.1)
+            # At a stop, everything already read off the stream is taken: it arrived.
+            for n in range(chunks.qsize() + 1 if self.stop.is_set() else 1):
+                try:
+                    data = chunks.get(timeout=0.1 if n == 0 else 0)
+                except queue.Empty:
+                    break
                 if data is None:
                     eof = True
-                else:
-                    if cr_only is None:
-                        cr_only = b"\n" not in data and b"\r" in data
-                    pending += data.replace(b"\r", b"\n") if cr_only else data
-            except queue.Empty:
-                pass
+                    break
+                if cr_only is None:
+                    cr_only = b"\n" not in data and b"\r" in data
+                pending += data.replace(b"\r", b"\n") if cr_only else data
             if skipping:  # the rest of an overlong line, up to its end
                 end = pending.find(b"\n")
                 drop = len(pending) if end < 0 else end + 1
@@ -305,7 +315,8 @@ class Tail:
                 elif len(pending) >= MAX_LINE_BYTES and not skipping:
                     yield bytes(pending[:MAX_LINE_BYTES]) + b"\n", len(pending) + skipped
                     skipping, skipped, pending = True, 0, bytearray()
-                self._flushed(imp)  # also when nothing came: a quiet night closes yesterday
+                else:
+                    yield b"", 0
                 deadline = time.monotonic() + self.every
                 if self.stop.is_set():
                     break  # an unterminated line at a stop is not a whole line: dropped

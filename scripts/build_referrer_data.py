@@ -14,7 +14,7 @@ import re
 import sys
 from pathlib import Path
 
-import yaml
+import yaml  # type: ignore[import-untyped,unused-ignore]
 
 OUT = Path(__file__).parent.parent / "logalyse" / "enrich" / "data" / "referrers.json"
 
@@ -44,7 +44,11 @@ def _names(path: Path) -> dict[str, list[str]]:
 def build(src: Path) -> dict[str, object]:
     lists = src / "matomo-searchengine-and-social-list"
     result: dict[str, object] = {}
-    for kind, file in (("search", "SearchEngines.yml"), ("social", "Socials.yml"), ("ai", "AIAssistants.yml")):
+    for kind, file in (
+        ("search", "SearchEngines.yml"),
+        ("social", "Socials.yml"),
+        ("ai", "AIAssistants.yml"),
+    ):
         exact: dict[str, str] = {}
         patterns: list[list[str]] = []
         for name, urls in _names(lists / file).items():
@@ -53,7 +57,9 @@ def build(src: Path) -> dict[str, object]:
                 if host is None:
                     continue
                 if "{}" in host:
-                    rx = "^" + re.escape(host).replace(r"\{\}", "[a-z0-9-]+(?:\\.[a-z0-9-]+)?") + "$"
+                    rx = (
+                        "^" + re.escape(host).replace(r"\{\}", "[a-z0-9-]+(?:\\.[a-z0-9-]+)?") + "$"
+                    )
                     patterns.append([rx, name])
                 else:
                     exact.setdefault(host, name)
@@ -61,7 +67,9 @@ def build(src: Path) -> dict[str, object]:
     spam = sorted(
         {
             line.strip().lower().removeprefix("www.")
-            for line in (src / "matomo-referrer-spam-list" / "spammers.txt").read_text().splitlines()
+            for line in (src / "matomo-referrer-spam-list" / "spammers.txt")
+            .read_text()
+            .splitlines()
             if line.strip() and not line.startswith("#")
         }
     )
@@ -71,5 +79,7 @@ def build(src: Path) -> dict[str, object]:
 
 if __name__ == "__main__":
     data = build(Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/referrers"))
-    OUT.write_text(json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n", encoding="utf-8")
+    OUT.write_text(
+        json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     print(f"wrote {OUT}")

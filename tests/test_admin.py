@@ -113,10 +113,10 @@ def test_prune_deletes_old_rows_and_never_reimports_them(tmp_path: Path, log: Pa
     now = datetime(2026, 11, 28, 12, 0)
     with Store(db) as store:
         ingest(store, [log])
-        dry = prune(store, parse_age("13m"), dry_run=True, now=now)
+        dry = prune(store, parse_age("13mo"), dry_run=True, now=now)
         assert (dry.cutoff, dry.requests, dry.sessions) == (datetime(2025, 10, 28), 2, 2)
         assert store.query("SELECT count(*) FROM requests") == [(5,)]
-        done = prune(store, parse_age("13m"), now=now)
+        done = prune(store, parse_age("13mo"), now=now)
         assert (done.requests, done.sessions) == (2, 2)
         assert store.query("SELECT path FROM requests ORDER BY ts") == [
             ("/old3",),
@@ -202,3 +202,10 @@ def test_db_inputs_then_forget_one_and_import_it_again(
     nothing = runner.invoke(cli, ["--db", str(db), "db", "forget", "nosuch.log"])
     assert nothing.exit_code == 2
     assert nothing.stderr == f"Error: no input 'nosuch.log' in {db}: see `logalyse db inputs`\n"
+
+
+def test_months_are_mo_minutes_are_m(runner: CliRunner, tmp_path: Path) -> None:
+    r = runner.invoke(cli, ["--db", str(tmp_path / "d.duckdb"), "prune", "--older-than", "13m"])
+    assert r.exit_code == 2
+    assert "'13m': write 13mo for months (m is minutes elsewhere)" in r.stderr
+    assert parse_age("13 months") == parse_age("13mo") == Age(months=13)

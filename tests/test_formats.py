@@ -45,9 +45,51 @@ def parse(
 # -- compiling formats ---------------------------------------------------------------
 
 
-def test_presets_compile() -> None:
-    for name in ("combined", "common", "vhost_combined", "main", "json", "combined_xff", "clf"):
-        assert compile_format(name).variables
+COMBINED_VARIABLES = (
+    "remote_addr",
+    "remote_user",
+    "time_local",
+    "request",
+    "status",
+    "body_bytes_sent",
+    "http_referer",
+    "http_user_agent",
+)
+
+
+@pytest.mark.parametrize(
+    ("preset", "name", "variables"),
+    [
+        ("combined", "combined", COMBINED_VARIABLES),
+        ("common", "common", COMBINED_VARIABLES[:6]),
+        ("clf", "common", COMBINED_VARIABLES[:6]),
+        ("vhost_combined", "vhost_combined", ("host", *COMBINED_VARIABLES)),
+        ("main", "main", (*COMBINED_VARIABLES, "http_x_forwarded_for")),
+        ("combined_xff", "main", (*COMBINED_VARIABLES, "http_x_forwarded_for")),
+        (
+            "json",
+            "json",
+            (
+                "remote_addr",
+                "http_x_forwarded_for",
+                "time_iso8601",
+                "msec",
+                "request",
+                "request_method",
+                "request_uri",
+                "server_protocol",
+                "status",
+                "body_bytes_sent",
+                "http_referer",
+                "http_user_agent",
+                "host",
+            ),
+        ),
+    ],
+)
+def test_presets_compile(preset: str, name: str, variables: tuple[str, ...]) -> None:
+    fmt = compile_format(preset)
+    assert (fmt.name, fmt.variables) == (name, variables)
 
 
 def test_format_pasted_from_nginx_conf() -> None:
@@ -291,7 +333,7 @@ def test_service_filter(con: duckdb.DuckDBPyConnection) -> None:
 # -- property: whatever nginx writes in a format, the parser reads back ---------------
 
 _text = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters='"\\\n\r'),
+    alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters='"\\\n\r'),
     max_size=40,
 )
 _token = st.text(

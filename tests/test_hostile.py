@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from logalyse.cli import REPORT_HELP, cli
 from logalyse.errors import ConfigError, ExitCode
 from logalyse.ingest import ingest
-from logalyse.sessions import Scope
+from logalyse.scope import Scope
 from logalyse.store import Store
 
 from .conftest import files_under
@@ -245,7 +245,7 @@ def test_sql_in_a_flag_is_text(tmp_path: Path, runner: CliRunner) -> None:
             ("/a.x'y", False), ("/b", True)
         ]  # fmt: skip
     with pytest.raises(ConfigError):
-        Scope(tz="UTC', now()) --")
+        Scope(tz="UTC', now()) --", sessions_stale=False)
 
 
 def _mount(tmp_path: Path, options: str) -> Path:
@@ -309,15 +309,15 @@ def test_a_full_disk_is_one_line_and_keeps_what_was_stored(tmp_path: Path) -> No
 #: `logalyse import` that sends itself SIGTERM once its first block is parsed.
 TERM_AFTER_FIRST_BLOCK = """
 import os, signal, sys
-import logalyse.cli as c
-import logalyse.ingest as m
-m.DEFAULT_BATCH_BYTES = 1 << 16
-finish = m.Importer._finish_batch
+import logalyse.cli.ingest as c
+import logalyse.ingest.pipeline as m
+
+finish = m.Pipeline._finish_batch
 def finish_then_term(self, *args):
     out = finish(self, *args)
     os.kill(os.getpid(), signal.SIGTERM)
     return out
-m.Importer._finish_batch = finish_then_term
+m.Pipeline._finish_batch = finish_then_term
 options = c._import_options
 c._import_options = lambda p: __import__("dataclasses").replace(options(p), batch_bytes=1 << 16)
 sys.argv = ["logalyse"] + sys.argv[1:]

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 import logalyse.ingest as ingest_module
+import logalyse.ingest._memory as memory_module
+import logalyse.ingest.options as limits
 from logalyse.ingest import ImportOptions, StreamInput, ingest
 from logalyse.model import IngestStats
 from logalyse.privacy import DayKeys, visitor_id
@@ -115,7 +117,7 @@ def test_every_fixture_parses_or_is_counted(db_path: Path, tmp_path: Path) -> No
 def test_small_batches_and_row_groups_keep_every_line_once(
     db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ingest_module, "ROW_GROUP_ROWS", 37)
+    monkeypatch.setattr(limits, "ROW_GROUP_ROWS", 37)
     lines = [
         line(
             ip=f"198.51.100.{i % 200}", ts=T0 + timedelta(seconds=i), ua=f"agent \\x22{i % 7}\\x22"
@@ -334,7 +336,7 @@ def test_compose_service_filter_and_timestamps(db_path: Path) -> None:
     )
     s = run(db_path, stream(text), service="nginx")
     assert (s.sources[0].name, s.imported, s.nonaccess) == ("compose:nginx", 2, 2)
-    assert sorted(r[0] for r in query(db_path, "SELECT path FROM requests")) == ["/", "/x"]
+    assert sorted(str(r[0]) for r in query(db_path, "SELECT path FROM requests")) == ["/", "/x"]
     assert run(db_path, stream(text), service="nginx").imported == 0
 
 
@@ -499,9 +501,11 @@ def test_no_raw_address_reaches_disk(db_path: Path, tmp_path: Path) -> None:
 
 def test_a_stream_checkpoint_is_counts_only(db_path: Path) -> None:
     run(db_path, stream(line(ip="203.0.113.99") + "\n"))
-    assert query(db_path, "SELECT byte_offset > 0, lines, position FROM sources") == [
-        (True, 1, None)
-    ]
+    assert query(db_path, "SELECT byte_offset > 0, lines FROM sources") == [(True, 1)]
+    columns = query(
+        db_path, "SELECT column_name FROM duckdb_columns() WHERE table_name = 'sources'"
+    )
+    assert ("position",) not in columns  # no trace of any request in a stream's checkpoint
 
 
 def test_mostly_malformed_input_is_flagged(db_path: Path) -> None:
@@ -560,27 +564,17 @@ def test_renewing_the_importer_between_files_keeps_the_store(
     )
 
 
-def _rss_mib() -> int:
-    with open("/proc/self/status") as f:
-        return next(int(x.split()[1]) >> 10 for x in f if x.startswith("VmRSS"))
-
-
-@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux's /proc")
-def test_purging_hands_back_what_duckdb_freed() -> None:
+def test_purging_reaches_duckdb_s_allocator() -> None:
     """With one thread, DuckDB keeps a dropped table's pages until an idle worker returns
-    them, and an import has no idle worker: the importer purges them itself."""
-    import duckdb
-
-    con = duckdb.connect()
-    con.execute("SET threads = 1")
-    con.execute("CREATE TABLE t AS SELECT repeat('x', 100) || i AS s FROM range(500000) r(i)")
-    ingest_module.purge_duckdb_memory()
-    if ingest_module._purge_arenas is ingest_module._noop:
+    them, and an import has no idle worker: the importer purges them itself, through
+    DuckDB's jemalloc, which must accept the command (how much it hands back is for
+    `make bench` to measure)."""
+    memory_module.purge_duckdb_memory()
+    purge = memory_module._purge_arenas
+    if purge is memory_module._noop:
         pytest.skip("this DuckDB build does not export its allocator's mallctl")
-    con.execute("DROP TABLE t")
-    kept = _rss_mib()
-    ingest_module.purge_duckdb_memory()
-    assert _rss_mib() < kept - 25  # the table took ~55 MiB
+    assert purge is not None
+    assert purge() == 0  # mallctl's "done"; a wrong name or arena would be an errno
 
 
 def test_every_line_is_accounted_for_as_wc_counts_them(db_path: Path, tmp_path: Path) -> None:

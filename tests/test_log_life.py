@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-import logalyse.ingest as ingest_module
+import logalyse.ingest.options as limits
 from logalyse.ingest import ImportOptions, StreamInput, ingest
 from logalyse.store import Store
 
@@ -38,16 +38,18 @@ ROW_GROUP = 7
 #: k-th commit's transaction (before COMMIT), just after it, or before the sessions.
 KILLER = """
 import dataclasses, os, signal, sys
-import logalyse.cli as c
-import logalyse.ingest as m
-m.ROW_GROUP_ROWS = {row_group}
+import logalyse.cli.ingest as c
+import logalyse.ingest.commit as m
+import logalyse.ingest.importer as i
+import logalyse.ingest.options as limits
+limits.ROW_GROUP_ROWS = {row_group}
 options = c._import_options
 c._import_options = lambda p: dataclasses.replace(options(p), batch_bytes={batch_bytes})
 where, k = {where!r}, {k}
 seen = [0]
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
-write, commit, remake = m._write_checkpoint, m._Committer.commit, m.remake_dirty_sessions
+write, commit, remake = m.write_checkpoint, m.Committer.commit, i.remake_dirty_sessions
 def write_then_die(db, job):
     write(db, job)
     seen[0] += 1
@@ -61,7 +63,7 @@ def die_first(db):
     if where == "before-sessions":
         die()
     remake(db)
-m._write_checkpoint, m._Committer.commit, m.remake_dirty_sessions = (
+m.write_checkpoint, m.Committer.commit, i.remake_dirty_sessions = (
     write_then_die, commit_then_die, die_first)
 sys.argv = ["logalyse"] + sys.argv[1:]
 c.cli()
@@ -223,7 +225,7 @@ class LogLife(RuleBasedStateMachine):
 
 @pytest.fixture(autouse=True)
 def _small_row_groups(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ingest_module, "ROW_GROUP_ROWS", ROW_GROUP)
+    monkeypatch.setattr(limits, "ROW_GROUP_ROWS", ROW_GROUP)
 
 
 LogLife.TestCase.settings = settings(

@@ -18,7 +18,8 @@ from logalyse.model import IngestStats
 from logalyse.store import Store
 from logalyse.tail import TailStats, tail
 
-from .test_tail import stored, wait_for
+from .conftest import wait_for
+from .test_tail import stored
 
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0"
 T0 = datetime(2026, 11, 1, 10, 0, 0)

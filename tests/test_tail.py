@@ -3,16 +3,21 @@ logrotate, a stream ending, SIGTERM, reports from another process, a restart."""
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import json
 import os
 import select
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
 
@@ -20,6 +25,8 @@ from logalyse.errors import ExitCode
 from logalyse.ingest import ImportOptions, ingest
 from logalyse.store import Store
 from logalyse.tail import tail
+
+from .conftest import wait_for
 
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0"
 EVERY = "1s"
@@ -47,20 +54,41 @@ def stored(db: Path) -> int:
         return int(store.query("SELECT count(*) FROM requests")[0][0])
 
 
-def wait_for(check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.1)
+def unread(pipe: IO[bytes]) -> int:
+    """Bytes written to a pipe that its reader has not read yet."""
+    got = fcntl.ioctl(pipe.fileno(), termios.FIONREAD, b"\0" * 4)
+    return int(struct.unpack("i", got)[0])
 
 
-def logalyse(*args: str, **kw: object) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
+class Opens:
+    """The moments a file is opened, by any process (Linux's inotify)."""
+
+    IN_OPEN = 0x20
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if self.fd < 0 or libc.inotify_add_watch(self.fd, os.fsencode(path), self.IN_OPEN) < 0:
+            raise OSError(ctypes.get_errno(), f"inotify on {path}")
+
+    def next(self, timeout: float = 30.0) -> float:
+        """Wait for the file to be opened again; return when (time.monotonic())."""
+        if not select.select([self.fd], [], [], timeout)[0]:
+            raise AssertionError(f"{self.path} was not opened for {timeout}s")
+        os.read(self.fd, 1 << 16)  # every event so far: one open or many, it is "opened"
+        return time.monotonic()
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def logalyse(*args: str, **kw: Any) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(  # type: ignore[no-any-return,call-overload,unused-ignore]
         [sys.executable, "-m", "logalyse", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        **kw,  # type: ignore[call-overload]
+        **kw,
     )
 
 
@@ -104,7 +132,8 @@ def test_follows_logrotate_create_mode(
 ) -> None:
     log, db = tmp_path / "access.log", tmp_path / "db.duckdb"
     p = follow()  # the file does not exist yet
-    time.sleep(0.5)
+    # The tail looks for the file (and says it is not there: checked below), then opens its store.
+    wait_for(db.exists, what="the tail to open its store")
     append(log, 1, 100)
     wait_for(lambda: stored(db) == 100)
     # logrotate (create): rename, nginx still writes a few lines to the old file, then the
@@ -116,6 +145,7 @@ def test_follows_logrotate_create_mode(
     append(log, 151, 160)
     wait_for(lambda: stored(db) == 160)
     err = stop(p)
+    assert "(not there yet: waiting for it)" in err
     assert "1 rotation followed" in err
     assert stored(db) == 160
     with Store(db, read_only=True) as store:
@@ -153,11 +183,11 @@ def test_sigterm_stores_what_arrived_and_exits_0(tmp_path: Path) -> None:
     p = logalyse("--db", str(db), "tail", "--every", "1h", str(log))
     wait_for(lambda: stored(db) == 10)  # the first pass is immediate
     append(log, 11, 25)  # not stored before an hour... or a SIGTERM
-    time.sleep(0.3)
     assert stored(db) == 10
     err = stop(p)
     assert stored(db) == 25
-    assert "stored 25 lines" in err
+    # The first pass, then the one SIGTERM made: none in between.
+    assert "stored 25 lines in 2 flushes" in err
 
 
 def test_stream_is_read_until_it_ends(tmp_path: Path) -> None:
@@ -186,13 +216,15 @@ def test_stream_is_stored_as_it_comes_and_on_sigterm(
 ) -> None:
     db = tmp_path / "db.duckdb"
     p = follow("-", stdin=subprocess.PIPE)
-    assert p.stdin is not None
-    p.stdin.write("".join(line(n) for n in range(1, 21)).encode())
-    p.stdin.flush()
+    pipe = p.stdin
+    assert pipe is not None
+    pipe.write("".join(line(n) for n in range(1, 21)).encode())
+    pipe.flush()
     wait_for(lambda: stored(db) == 20)  # stored while the stream is still open
-    p.stdin.write("".join(line(n) for n in range(21, 31)).encode())
-    p.stdin.flush()
-    time.sleep(0.05)
+    pipe.write("".join(line(n) for n in range(21, 31)).encode())
+    pipe.flush()
+    # SIGTERM stores what arrived: once the tail has read these lines off the pipe.
+    wait_for(lambda: unread(pipe) == 0, what="the tail to read the pipe")
     stop(p)
     assert stored(db) == 30
 
@@ -369,6 +401,7 @@ def test_top_refreshes_in_place_on_a_terminal(tmp_path: Path) -> None:
     assert os.waitstatus_to_exitcode(status) == 0  # Ctrl-C is how one leaves top
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="watches the tail with inotify")
 def test_a_reader_holding_the_database_delays_a_flush_not_kills_it(
     tmp_path: Path, follow: Callable[..., subprocess.Popen[bytes]]
 ) -> None:
@@ -392,12 +425,18 @@ def test_a_reader_holding_the_database_delays_a_flush_not_kills_it(
 
     wait_for(get_in, timeout=10)
     con = held[0]
+    opens = Opens(db)
     try:
         append(log, 11, 20)
-        time.sleep(2.0)  # four times --lock-timeout
+        # The tail's next pass finds the file held and tries to open it again and again:
+        # still trying four times its --lock-timeout after its first try, it still runs.
+        first = opens.next()
+        while opens.next() < first + 4 * 0.5:
+            pass
         assert p.poll() is None
         assert con.execute("SELECT count(*) FROM requests").fetchall() == [(10,)]
     finally:
+        opens.close()
         con.close()
     wait_for(lambda: stored(db) == 20)
     stop(p)

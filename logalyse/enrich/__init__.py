@@ -12,11 +12,12 @@ from .pages import (
     DEFAULT_ASSET_EXTENSIONS,
     DEFAULT_NON_PAGES,
     is_asset_sql,
+    page_request_sql,
     pageview_sql,
     referrer_host_steps,
     source_sql,
 )
-from .referrers import KINDS, classify_host, normalise_host
+from .referrers import KINDS, classify_host, normalise_host, strip_www, strip_www_sql
 
 __all__ = [
     "DEFAULT_ASSET_EXTENSIONS",
@@ -31,7 +32,10 @@ __all__ = [
     "hints_sql",
     "is_asset_sql",
     "normalise_host",
+    "page_request_sql",
     "pageview_sql",
     "referrer_host_steps",
     "source_sql",
+    "strip_www",
+    "strip_www_sql",
 ]

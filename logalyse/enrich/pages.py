@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 
 from ..quote import sql_list, sql_literal
+from .referrers import strip_www_sql
 
 DEFAULT_ASSET_EXTENSIONS = (
     "css", "js", "mjs", "map", "png", "jpg", "jpeg", "gif", "svg", "ico", "webp", "avif",
@@ -72,16 +73,22 @@ def referrer_host_steps(referrer: str, name: str = "referrer_host") -> list[tupl
         f"CASE WHEN contains({a}, ':') AND NOT starts_with({a}, '[') "
         f"THEN split_part({a}, ':', 1) ELSE {a} END"
     )
-    host = f"nullif(CASE WHEN starts_with({b}, 'www.') THEN substr({b}, 5) ELSE {b} END, '')"
+    host = f"nullif({strip_www_sql(b)}, '')"
     return [(a, authority), (b, no_port), (name, host)]
+
+
+def page_request_sql(method: str, status: str, is_asset: str) -> str:
+    """SQL: a GET, answered 2xx or 304, of a page (not an asset), whoever sent it: a
+    pageview but for the human condition (what a bot's pageview is, with --include-bots)."""
+    return (
+        f"({method} = 'GET' AND NOT ({is_asset}) "
+        f"AND ({status} BETWEEN 200 AND 299 OR {status} = 304))"
+    )
 
 
 def pageview_sql(is_bot: str, method: str, status: str, is_asset: str) -> str:
     """SQL: a pageview is a human's GET, answered 2xx or 304, of a page (not an asset)."""
-    return (
-        f"(NOT {is_bot} AND {method} = 'GET' AND NOT ({is_asset}) "
-        f"AND ({status} BETWEEN 200 AND 299 OR {status} = 304))"
-    )
+    return f"(NOT {is_bot} AND {page_request_sql(method, status, is_asset)})"
 
 
 def source_sql(
@@ -93,7 +100,7 @@ def source_sql(
     spam); spam stays spam, a campaign parameter beats the referrer, no referrer is
     direct, and a referrer on the site's own host (`host`, or one of `sites`) is internal.
     """
-    own = f"{referrer_host} = regexp_replace({host}, '^www\\.', '')"
+    own = f"{referrer_host} = {strip_www_sql(host)}"
     if sites:
         own += f" OR {referrer_host} IN ({sql_list(sorted(sites))})"
     when = (

@@ -38,6 +38,28 @@ def _tables() -> tuple[
     return spam, ordered
 
 
+def strip_www(host: str) -> str:
+    """A host without its leading `www.` (already lowercase): `www.example.com` and
+    `example.com` are one site. `strip_www_sql` is its SQL twin.
+
+    Example:
+        >>> strip_www("www.example.com")
+        'example.com'
+    """
+    return host.removeprefix("www.")
+
+
+def strip_www_sql(host: str) -> str:
+    """SQL: `strip_www` of the (already lowercase) text expression `host`.
+
+    Example:
+        >>> import duckdb
+        >>> duckdb.sql(f"SELECT {strip_www_sql('h')} FROM (SELECT 'www.a.org' AS h)").fetchall()
+        [('a.org',)]
+    """
+    return f"CASE WHEN starts_with({host}, 'www.') THEN substr({host}, 5) ELSE {host} END"
+
+
 def normalise_host(host: str) -> str:
     """`https://WWW.Example.com:443/` -> `example.com`: how hosts are compared with referrers.
 
@@ -46,7 +68,7 @@ def normalise_host(host: str) -> str:
         'example.com'
     """
     host = host.strip().lower().split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
-    return host.removeprefix("www.")
+    return strip_www(host)
 
 
 def _parents(host: str) -> list[str]:

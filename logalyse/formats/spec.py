@@ -11,34 +11,6 @@ from dataclasses import dataclass
 
 from ..errors import FormatError
 
-#: Variables logalyse understands; every other variable is kept as a skipped field.
-KNOWN_VARIABLES = frozenset(
-    {
-        "remote_addr",
-        "http_x_forwarded_for",
-        "http_x_real_ip",
-        "time_local",
-        "time_iso8601",
-        "msec",
-        "request",
-        "request_method",
-        "request_uri",
-        "uri",
-        "document_uri",
-        "args",
-        "query_string",
-        "server_protocol",
-        "status",
-        "body_bytes_sent",
-        "bytes_sent",
-        "http_referer",
-        "http_user_agent",
-        "host",
-        "http_host",
-        "server_name",
-    }
-)
-
 TIME_VARIABLES = ("time_local", "time_iso8601", "msec")
 REQUEST_VARIABLES = ("request", "request_uri", "uri", "document_uri")
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from ..sessions import Scope
+from ..scope import Scope
 from ..store import Store
 
 
 def rows(store: Store, scope: Scope, sql: str) -> list[tuple[object, ...]]:
-    """Run `sql`, whose placeholders were collected by `scope.where` calls, in order."""
-    return store.query(sql, scope.take())
+    """Run `sql`, whose conditions `scope` wrote, with its named parameters."""
+    with store.attached() as con:
+        return con.execute(sql, scope.params).fetchall()
 
 
 def empty_message(what: str, scope: Scope) -> str:

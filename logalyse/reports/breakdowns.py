@@ -4,7 +4,7 @@ devices, countries, hours, bots and daily visitors."""
 from __future__ import annotations
 
 from ..model import Column, Report
-from ..sessions import Scope, sessions_from
+from ..scope import Scope, sessions_from
 from ..store import Store
 from ._util import bots_note, empty_message, rows
 
@@ -71,7 +71,7 @@ def devices(store: Store, scope: Scope) -> list[Report]:
 def countries(store: Store, scope: Scope) -> list[Report]:
     """Visitors by country (ISO code)."""
     report = _by(store, scope, "country", "Countries", "r.country", "country")
-    (known,) = rows(store, scope, "SELECT count(*) FROM requests WHERE country IS NOT NULL")[0]
+    (known,) = store.query("SELECT count(*) FROM requests WHERE country IS NOT NULL")[0]
     if not known:
         report.notes.append(
             "no request has a country: import with --geoip PATH (a GeoLite2 or DB-IP lite "
@@ -245,17 +245,16 @@ def bots(store: Store, scope: Scope) -> list[Report]:
 def hours(store: Store, scope: Scope) -> list[Report]:
     """Sessions by the hour of day and by the weekday they started, in --tz."""
     start = scope.local("start")
-    s1 = sessions_from(scope)
+    sessions = sessions_from(scope)
     by_hour = rows(
         store,
         scope,
-        f"SELECT hour({start}) AS h, count(*) FROM {s1} GROUP BY 1 ORDER BY 1",
+        f"SELECT hour({start}) AS h, count(*) FROM {sessions} GROUP BY 1 ORDER BY 1",
     )
-    s2 = sessions_from(scope)
     by_day = rows(
         store,
         scope,
-        f"SELECT isodow({start}) AS d, dayname({start}), count(*) FROM {s2} "
+        f"SELECT isodow({start}) AS d, dayname({start}), count(*) FROM {sessions} "
         "GROUP BY 1, 2 ORDER BY 1",
     )
     counts: dict[object, object] = {h: n for h, n in by_hour}
@@ -290,19 +289,16 @@ def hours(store: Store, scope: Scope) -> list[Report]:
 
 def visitors(store: Store, scope: Scope) -> list[Report]:
     """Distinct visitors per day, with pageviews and sessions."""
-    day = scope.local("ts")
-    pv = scope.where("r", pages=True)
-    sess = sessions_from(scope)
     found = rows(
         store,
         scope,
         f"""
         SELECT p.day, p.visitors, p.pageviews, coalesce(s.sessions, 0)
-        FROM (SELECT {day}::DATE AS day, count(DISTINCT visitor_id) AS visitors,
+        FROM (SELECT {scope.local("ts")}::DATE AS day, count(DISTINCT visitor_id) AS visitors,
                      count(*) AS pageviews
-              FROM requests r WHERE {pv} GROUP BY 1) p
+              FROM requests r WHERE {scope.where("r", pages=True)} GROUP BY 1) p
         LEFT JOIN (SELECT {scope.local("start")}::DATE AS day, count(*) AS sessions
-                   FROM {sess} GROUP BY 1) s ON p.day = s.day
+                   FROM {sessions_from(scope)} GROUP BY 1) s ON p.day = s.day
         ORDER BY p.day
         """,
     )

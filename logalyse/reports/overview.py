@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..model import Column, Report
-from ..sessions import Scope, sessions_from
+from ..scope import Scope, sessions_from
 from ..store import Store
 from ._util import bots_note, rows
 
@@ -20,7 +20,6 @@ KEYS = (
 
 def totals(store: Store, scope: Scope) -> dict[str, object]:
     """The overview's numbers for one scope, keyed as in the JSON output."""
-    # Placeholders are collected in the order the f-string is evaluated: the text's order.
     sql = f"""
         SELECT
           (SELECT count(*) FROM requests r WHERE {scope.where("r", bots=True)}) AS requests,
@@ -44,7 +43,7 @@ def overview(store: Store, scope: Scope) -> list[Report]:
     Example:
         >>> import tempfile, pathlib
         >>> with Store(pathlib.Path(tempfile.mkdtemp()) / "t.duckdb") as s:
-        ...     overview(s, Scope())[0].record["requests"]
+        ...     overview(s, Scope(sessions_stale=False))[0].record["requests"]
         0
     """
     now = totals(store, scope)

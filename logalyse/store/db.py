@@ -26,7 +26,8 @@ import duckdb
 from ..errors import StoreError, StoreLockedError
 from ..keys import DayKeys
 from ..quote import sql_literal
-from .schema import MIGRATIONS, SCHEMA_VERSION
+from .migrations import MIGRATIONS
+from .tables import SCHEMA_VERSION, create_tables
 from .tx import transaction
 
 DEFAULT_LOCK_TIMEOUT = 10.0
@@ -225,10 +226,6 @@ class Store:
         if self._depth == 0 and not self.in_memory:
             self._detach()
 
-    @property
-    def is_attached(self) -> bool:
-        return self._depth > 0
-
     @contextmanager
     def attached(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """Attach the database for the duration of the block (see `attach`)."""
@@ -274,7 +271,21 @@ class Store:
         self._checked = True
 
     def migrate(self, current: int) -> None:
-        """Apply every migration after `current`, each in its own transaction."""
+        """Bring the attached database to SCHEMA_VERSION: a new one is made as `tables`
+        declares it; an older one gets every migration after `current`, each in its own
+        transaction."""
+        if current == 0:
+            try:
+                with transaction(self.con):
+                    create_tables(self.con)
+                    self.con.execute(
+                        "INSERT INTO meta VALUES ('schema_version', ?), "
+                        "('created_at', strftime(now(), '%Y-%m-%dT%H:%M:%SZ'))",
+                        [str(SCHEMA_VERSION)],
+                    )
+            except duckdb.Error as e:
+                raise StoreError(f"creating {self.path} failed: {e}") from e
+            return
         for version in range(current + 1, SCHEMA_VERSION + 1):
             try:
                 with transaction(self.con):

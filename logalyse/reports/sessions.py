@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..model import Column, Report
-from ..sessions import Scope, sessions_from
+from ..scope import Scope, sessions_from
 from ..store import Store
 from ._util import bots_note, empty_message
 
@@ -36,14 +36,13 @@ def sessions(store: Store, scope: Scope) -> list[Report]:
     Example:
         >>> import tempfile, pathlib
         >>> with Store(pathlib.Path(tempfile.mkdtemp()) / "t.duckdb") as s:
-        ...     [r.name for r in sessions(s, Scope())]
+        ...     [r.name for r in sessions(s, Scope(sessions_stale=False))]
         ['sessions', 'sessions-per-day', 'durations', 'depth', 'entry', 'exit']
     """
     sql = f"CREATE OR REPLACE TEMP TABLE sess AS {sessions_from(scope)}"
-    params = scope.take()
     day = scope.local("start")
     with store.attached() as con:
-        con.execute(sql, params)
+        con.execute(sql, scope.params)
         try:
             summary = con.execute(
                 "SELECT count(*), avg(bounce::INT), avg(seconds), median(seconds), "

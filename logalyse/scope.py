@@ -1,29 +1,48 @@
-"""Which stored requests a report looks at (`Scope`), and sessions built from them in SQL.
+"""Which stored requests and sessions a report looks at: `Scope`, built from the user's
+words by `period`, and the SQL it selects with (conditions on `requests`, and the sessions
+of its period). Values travel as named parameters: `scope.params`.
 
-A session is one visitor's run of pageviews with no gap longer than `gap` (30 minutes by
-default). Visitor ids change at midnight (each day has its own key), so a visit that
-crosses midnight is two sessions: the price of ids that cannot be linked across days.
-Nothing here renders or reads a log.
+How sessions are made lives in `store.sessions`; nothing here renders or reads a log.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .enrich import is_asset_sql
+from .enrich import (
+    DEFAULT_ASSET_EXTENSIONS,
+    DEFAULT_NON_PAGES,
+    is_asset_sql,
+    page_request_sql,
+    strip_www,
+    strip_www_sql,
+)
 from .errors import ConfigError
+from .privacy import check_time_zone
 from .quote import sql_literal
 from .store import DAY_KEY_SPAN, SESSION_GAP_SECONDS, sessionise_sql
 
 DEFAULT_GAP = timedelta(seconds=SESSION_GAP_SECONDS)  # the stored sessions' gap
+SHORTEST_GAP = timedelta(minutes=1)
+MAX_LIMIT = 1_000_000
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class Scope:
-    """A report's filters. `since`/`until` are UTC instants (until exclusive)."""
+    """A report's filters, checked when made. `since`/`until` are UTC instants (until
+    exclusive); `sessions_stale` says whether the stored sessions may lag (an import is
+    running, or one was killed): whoever makes a Scope asks the store (`report` does).
+
+    Example:
+        >>> Scope(host="www.Example.com", sessions_stale=False).params
+        {'host': 'example.com'}
+        >>> Scope(limit=0, sessions_stale=False)
+        Traceback (most recent call last):
+        ...
+        logalyse.errors.ConfigError: limit 0 is out of range: from 1 to 1,000,000
+    """
 
     since: datetime | None = None
     until: datetime | None = None
@@ -34,55 +53,71 @@ class Scope:
     limit: int = 20
     gap: timedelta = DEFAULT_GAP
     label: str = "all time"  # the period, as said to the user
-    #: An import is running, or one was killed: the stored sessions may lag (see REPORTS).
-    sessions_stale: bool = False
-    params: list[object] = field(default_factory=list, init=False, repr=False)
+    sessions_stale: bool
+    #: What is not a page, for bots' pageviews with --include-bots (humans' are stored).
+    asset_extensions: tuple[str, ...] = DEFAULT_ASSET_EXTENSIONS
+    non_pages: tuple[str, ...] = DEFAULT_NON_PAGES
 
     def __post_init__(self) -> None:
-        try:
-            ZoneInfo(self.tz)
-        except (ZoneInfoNotFoundError, ValueError) as e:
-            raise ConfigError(f"unknown time zone {self.tz!r} (try UTC or Europe/Paris)") from e
+        check_time_zone(self.tz)
+        if self.gap < SHORTEST_GAP:
+            raise ConfigError(f"a session gap of {self.gap} is too short: 1 minute at least")
+        if isinstance(self.limit, bool) or not 1 <= self.limit <= MAX_LIMIT:
+            raise ConfigError(f"limit {self.limit!r} is out of range: from 1 to {MAX_LIMIT:,}")
+        # An empty period (since == until) is allowed: the one before a period yet to begin.
+        if self.since is not None and self.until is not None and self.since > self.until:
+            raise ConfigError(
+                f"until ({self.until:%Y-%m-%d %H:%M}) is before since "
+                f"({self.since:%Y-%m-%d %H:%M}): the period would be empty"
+            )
 
-    def where(self, alias: str = "r", *, pages: bool = False, bots: bool | None = None) -> str:
-        """SQL condition (with ? placeholders appended to `self.params`) for the scope.
+    @property
+    def params(self) -> dict[str, object]:
+        """The named parameters of the SQL that `where` and `sessions_from` write: one per
+        filter set ($since, $until, $host, $path), since every condition names them all."""
+        values = {
+            "since": self.since,
+            "until": self.until,
+            "host": strip_www(self.host.lower()) if self.host else None,
+            "path": self.path or None,
+        }
+        return {k: v for k, v in values.items() if v is not None}
+
+    def where(
+        self,
+        alias: str = "r",
+        *,
+        pages: bool = False,
+        bots: bool | None = None,
+        margin: timedelta | None = None,
+    ) -> str:
+        """SQL condition on the requests `alias` in scope (parameters: `params`).
 
         `pages`: pageviews only (with --include-bots, bots' page requests count too);
-        `bots`: None follows --include-bots, True/False forces it.
+        `bots`: None follows --include-bots, True/False forces it; `margin`: widen the
+        period by this much on either side.
         """
         a = f"{alias}."
+        pad = f" INTERVAL {int(margin.total_seconds())} SECOND" if margin else ""
         out: list[str] = []
         if self.since is not None:
-            out.append(f"{a}ts >= ?")
-            self.params.append(self.since)
+            out.append(f"{a}ts >= $since" + (f" -{pad}" if pad else ""))
         if self.until is not None:
-            out.append(f"{a}ts < ?")
-            self.params.append(self.until)
+            out.append(f"{a}ts < $until" + (f" +{pad}" if pad else ""))
         if self.host:
-            out.append(f"regexp_replace(lower({a}host), '^www\\.', '') = ?")
-            self.params.append(self.host.lower().removeprefix("www."))
+            out.append(f"{strip_www_sql(f'lower({a}host)')} = $host")
         if self.path:
-            out.append(f"{a}path GLOB ?")
-            self.params.append(self.path)
+            out.append(f"{a}path GLOB $path")
         include = self.include_bots if bots is None else bots
-        if pages:
-            if include:
-                page = (
-                    f"({a}is_pageview OR ({a}is_bot AND {a}method = 'GET' AND "
-                    f"({a}status BETWEEN 200 AND 299 OR {a}status = 304) AND NOT "
-                    f"({is_asset_sql(a + 'path')})))"
-                )
-                out.append(page)
-            else:
-                out.append(f"{a}is_pageview")
+        if pages and include:
+            is_asset = is_asset_sql(a + "path", self.asset_extensions, self.non_pages)
+            page = page_request_sql(a + "method", a + "status", is_asset)
+            out.append(f"({a}is_pageview OR ({a}is_bot AND {page}))")
+        elif pages:
+            out.append(f"{a}is_pageview")
         elif not include:
             out.append(f"NOT coalesce({a}is_bot, FALSE)")
         return " AND ".join(out) or "TRUE"
-
-    def take(self) -> list[object]:
-        """The parameters collected by `where` calls so far (and forget them)."""
-        params, self.params = self.params, []
-        return params
 
     def local(self, column: str = "ts") -> str:
         """SQL: a UTC timestamp column as local time in the scope's time zone."""
@@ -91,14 +126,13 @@ class Scope:
         return f"timezone({sql_literal(self.tz)}, {column}::TIMESTAMPTZ)"
 
     def previous(self) -> Scope | None:
-        """The period of the same length just before this one (None for all time); every
-        other setting (filters, and whether stored sessions are stale) carries over."""
+        """The period of the same length just before this one (None for all time; empty for
+        a period yet to begin); every other setting, staleness included, carries over."""
         if self.since is None:
             return None
         end = self.until or datetime.now(timezone.utc).replace(tzinfo=None)
-        return replace(
-            self, since=self.since - (end - self.since), until=self.since, label="previous period"
-        )
+        length = max(end - self.since, timedelta(0))
+        return replace(self, since=self.since - length, until=self.since, label="previous period")
 
 
 #: What `sessions_from` yields: the `sessions` table's columns, and these two.
@@ -121,7 +155,7 @@ def stored(scope: Scope) -> bool:
 
 
 def sessions_from(scope: Scope) -> str:
-    """SQL (a parenthesised query, parameters taken by `scope`) with one row per session
+    """SQL (a parenthesised query; parameters: `scope.params`) with one row per session
     that starts in the scope's period.
 
     Columns: visitor_id, host, start, finish, pageviews, entry, exit, source_kind,
@@ -129,46 +163,28 @@ def sessions_from(scope: Scope) -> str:
     seconds, bounce. A session belongs to the period it starts in.
 
     Example:
-        >>> sessions_from(Scope()).startswith("(SELECT")
+        >>> sessions_from(Scope(sessions_stale=False)).startswith("(SELECT")
         True
     """
     out = []
     if scope.since is not None:
-        out.append("start >= ?")
+        out.append("start >= $since")
     if scope.until is not None:
-        out.append("start < ?")
-    period = " AND ".join(out) or "TRUE"
+        out.append("start < $until")
     if stored(scope):
-        params: list[object] = [p for p in (scope.since, scope.until) if p is not None]
-        where = period
         if scope.host:
-            where += " AND regexp_replace(lower(host), '^www\\.', '') = ?"
-            params.append(scope.host.lower().removeprefix("www."))
-        scope.params.extend(params)
-        return f"(SELECT *, {DERIVED} FROM sessions WHERE {where})"
+            out.append(f"{strip_www_sql('lower(host)')} = $host")
+        return f"(SELECT *, {DERIVED} FROM sessions WHERE {' AND '.join(out) or 'TRUE'})"
     # From the requests: those of the period and a day either side (a session that
     # starts in the period may end after it), then keep the sessions starting in it.
-    wide = replace(
-        scope,
-        since=scope.since - DAY_KEY_SPAN if scope.since else None,
-        until=scope.until + DAY_KEY_SPAN if scope.until else None,
-    )
-    sql = sessionise_sql(wide.where("r", pages=True), int(scope.gap.total_seconds()))
-    scope.params.extend(wide.take())
-    scope.params.extend(p for p in (scope.since, scope.until) if p is not None)
-    return f"(SELECT *, {DERIVED} FROM ({sql}) WHERE {period})"
+    requests = scope.where("r", pages=True, margin=DAY_KEY_SPAN)
+    sql = sessionise_sql(requests, int(scope.gap.total_seconds()))
+    return f"(SELECT *, {DERIVED} FROM ({sql}) WHERE {' AND '.join(out) or 'TRUE'})"
 
 
 # -- periods -------------------------------------------------------------------------------
 
 _LAST = re.compile(r"^(\d+)d$")
-
-
-def _zone(tz: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as e:
-        raise ConfigError(f"unknown time zone {tz!r}: use a name like Europe/Paris or UTC") from e
 
 
 def _day(text: str, today: date) -> date:
@@ -207,7 +223,7 @@ def period(
         >>> period("yesterday", "yesterday", now=now)[:2]
         (datetime.datetime(2026, 11, 27, 0, 0), datetime.datetime(2026, 11, 28, 0, 0))
     """
-    zone = _zone(tz)
+    zone = check_time_zone(tz)
     local_now = (now or datetime.now(timezone.utc).replace(tzinfo=None)).replace(
         tzinfo=timezone.utc
     )
@@ -223,6 +239,8 @@ def period(
             raise ConfigError(f"{word!r} is out of range: logalyse keeps days from 1970 to 2199")
     if since and since.strip().lower() in ("today", "yesterday") and not until:
         end = start
+    if start and end and start > end:
+        raise ConfigError(f"{since!r} is after {until!r}: the period would be empty")
     label = f"{start or 'the beginning'} to {end or 'now'}" if (start or end) else "all time"
     if start and end and start == end:
         label = str(start)

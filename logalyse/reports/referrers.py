@@ -7,7 +7,7 @@ referrer spam are left out of the referrer tables.
 from __future__ import annotations
 
 from ..model import Column, Report
-from ..sessions import Scope, sessions_from
+from ..scope import Scope, sessions_from
 from ..store import Store
 from ._util import bots_note, empty_message, rows
 
@@ -15,24 +15,22 @@ from ._util import bots_note, empty_message, rows
 def referrers(store: Store, scope: Scope) -> list[Report]:
     """Sessions and visitors by source category, then by referrer host with the pages
     each brought visitors to."""
-    s1 = sessions_from(scope)
     kinds = rows(
         store,
         scope,
         f"""
         SELECT coalesce(source_kind, 'direct') AS kind, count(*) AS sessions,
                count(DISTINCT visitor_id) AS visitors, sum(count(*)) OVER () AS total
-        FROM {s1} WHERE coalesce(source_kind, '') NOT IN ('spam')
+        FROM {sessions_from(scope)} WHERE coalesce(source_kind, '') NOT IN ('spam')
         GROUP BY 1 ORDER BY sessions DESC, kind
         """,
     )
-    s2 = sessions_from(scope)
     hosts = rows(
         store,
         scope,
         f"""
         WITH s AS (
-            SELECT * FROM {s2}
+            SELECT * FROM {sessions_from(scope)}
             WHERE referrer_host IS NOT NULL AND source_kind NOT IN ('internal', 'spam')
         ), landing AS (
             SELECT referrer_host, string_agg(entry, '  ' ORDER BY n DESC, entry) AS pages
@@ -42,10 +40,17 @@ def referrers(store: Store, scope: Scope) -> list[Report]:
                                           ORDER BY count(*) DESC, entry) AS rank_in_host
                 FROM s GROUP BY 1, 2
             ) WHERE rank_in_host <= 3 GROUP BY 1
+        ), kinds AS (
+            -- The host's most frequent source kind; a tie goes to the first by name
+            -- (mode() would pick one at random: a campaign link on chatgpt.com is a tie).
+            SELECT referrer_host, first(source_kind ORDER BY n DESC, source_kind) AS kind
+            FROM (SELECT referrer_host, source_kind, count(*) AS n FROM s GROUP BY 1, 2)
+            GROUP BY 1
         )
-        SELECT s.referrer_host, mode(s.source_kind) AS kind, count(*) AS sessions,
+        SELECT s.referrer_host, any_value(k.kind) AS kind, count(*) AS sessions,
                count(DISTINCT s.visitor_id) AS visitors, any_value(l.pages) AS pages
         FROM s LEFT JOIN landing l ON s.referrer_host = l.referrer_host
+        LEFT JOIN kinds k ON s.referrer_host = k.referrer_host
         GROUP BY s.referrer_host ORDER BY sessions DESC, s.referrer_host
         LIMIT {int(scope.limit)}
         """,
