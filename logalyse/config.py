@@ -62,6 +62,15 @@ KEYS: tuple[Key, ...] = (
     Key("geoip", "geoip", "LOGALYSE_GEOIP", str, None, "City or Country .mmdb for countries"),
     Key("geoip_city", "geoip_city", "LOGALYSE_GEOIP_CITY", bool, False, "keep the city name"),
     Key(
+        "geoip_url",
+        "url",
+        "LOGALYSE_GEOIP_URL",
+        str,
+        None,
+        "where geoip update downloads from",
+        ("geoip",),
+    ),
+    Key(
         "sites",
         "site",
         "LOGALYSE_SITES",

@@ -17,6 +17,7 @@ class ExitCode(IntEnum):
     USAGE = 2
     MOSTLY_MALFORMED = 3
     LOCKED = 4
+    DOWNLOAD = 5
     INTERRUPTED = 130
 
 

@@ -28,6 +28,9 @@ class SourceStats:
     #: The first few malformed lines, with addresses masked: (line number, why, text).
     samples: list[tuple[int, str, str]] = field(default_factory=list)
     note: str = ""  # e.g. "unchanged since last import", "rotated from access.log"
+    #: share of its first batch's requests from one private address (a proxy, the Docker
+    #: bridge): every visitor looks like one
+    one_private: float = 0.0
 
     @property
     def parse_failures_dominate(self) -> bool:

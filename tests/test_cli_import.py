@@ -24,7 +24,9 @@ def test_import_prints_one_summary_line_on_stderr(runner: CliRunner, db_path: Pa
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
     assert result.stderr.startswith("imported 3,456 lines from 1 input in ")
-    assert result.stderr.endswith("(3,456 read, 0 already imported, 0 malformed, 0 non-access)\n")
+    summary, hint = result.stderr.splitlines()
+    assert summary.endswith("(3,456 read, 0 already imported, 0 malformed, 0 non-access)")
+    assert hint.startswith("stored without countries (no GeoIP database): `logalyse geoip update`")
     again = runner.invoke(cli, ["import", "--db", str(db_path), HACKERS])
     assert "imported 0 lines" in again.stderr and "3,456 already imported" in again.stderr
 

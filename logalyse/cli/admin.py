@@ -1,12 +1,15 @@
-"""Upkeep: `config show`, `prune`, and `db info|inputs|forget`."""
+"""Upkeep: `config show`, `prune`, `db info|inputs|forget`, and `geoip update`."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
 from .app import (
     CONTEXT_SETTINGS,
     EXIT_CODES_HELP,
+    _one_line,
     _open_store,
     _plural,
     _render,
@@ -161,4 +164,52 @@ def db_forget(input_name: str, dry_run: bool, lock_timeout: float, quiet: bool) 
             f"{verb} input {stats.id} ({stats.kind} {printable(stats.name)}) and its "
             f"{_plural(stats.requests, 'stored request')}"
             + ("" if dry_run else "; the next import of it reads it from its first line")
+        )
+
+
+@cli.group("geoip", context_settings=CONTEXT_SETTINGS)
+def geoip_group() -> None:
+    """The GeoIP database that gives requests their country."""
+
+
+@geoip_group.command("update", epilog=EXIT_CODES_HELP)
+@click.option(
+    "--edition",
+    type=click.Choice(["country", "city"]),
+    default="country",
+    show_default=True,
+    help="DB-IP Lite's country database, or its city one (larger; see --geoip-city).",
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to install it [default: $XDG_DATA_HOME/logalyse, where imports look].",
+)
+@click.option(
+    "--url",
+    envvar="LOGALYSE_GEOIP_URL",
+    show_envvar=True,
+    help="Where to download from, with {edition}, {yyyy}, {mm} [default: DB-IP's].",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+def geoip_update(edition: str, directory: Path | None, url: str | None, quiet: bool) -> None:
+    """Download DB-IP's free IP-to-country database (CC BY 4.0, no account needed), check
+    it and install it; imports use it from then on when no --geoip is given.
+
+    A new file comes out each month: run it monthly. The installed file is replaced only
+    once the new one is downloaded and checked.
+
+    \b
+    Examples:
+      logalyse geoip update
+      logalyse geoip update --edition city --dir /var/lib/logalyse
+    """
+    from ..geodb import DEFAULT_URL, update
+
+    result = update(edition, directory, url=url or DEFAULT_URL)
+    if not quiet:
+        say(
+            f"installed {result.kind} of {result.month} ({result.size / 1e6:,.1f} MB) "
+            f"as {_one_line(str(result.path))}"
         )

@@ -34,6 +34,7 @@ EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
         (ExitCode.USAGE, "bad usage (unknown option, invalid option value)"),
         (ExitCode.MOSTLY_MALFORMED, "most lines of an input did not parse: wrong --log-format?"),
         (ExitCode.LOCKED, "the database stayed locked by another logalyse process"),
+        (ExitCode.DOWNLOAD, "geoip update: no network, or the download was refused or bad"),
         (ExitCode.INTERRUPTED, "interrupted"),
     )
 )

@@ -42,20 +42,22 @@ def pageview_options(fn: F) -> F:
         "--non-page",
         multiple=True,
         envvar="LOGALYSE_NON_PAGES",
-        help="A path that is never a pageview, besides /robots.txt, /favicon.ico... (repeatable).",
+        help="A path that is never a pageview, or a glob of them ('/image/*'), besides "
+        "/robots.txt, /favicon.ico... (repeatable).",
     )(fn)
     return click.option(
         "--asset-ext",
         multiple=True,
         envvar="LOGALYSE_ASSET_EXT",
-        help="An extension that is not a page, besides .css .js .png... (repeatable).",
+        help="An extension that is not a page, besides .css .js .png..., or a path glob "
+        "('/image/*') (repeatable).",
     )(fn)
 
 
 def _pageview_rules(params: dict[str, Any]) -> dict[str, Any]:
     from ..enrich import DEFAULT_ASSET_EXTENSIONS, DEFAULT_NON_PAGES
 
-    extra = tuple(e.lower().lstrip(".") for e in params["asset_ext"])
+    extra = tuple(e if e.startswith("/") else e.lower().lstrip(".") for e in params["asset_ext"])
     return {
         "asset_extensions": DEFAULT_ASSET_EXTENSIONS + extra,
         "non_pages": DEFAULT_NON_PAGES + tuple(params["non_page"]),
@@ -129,6 +131,7 @@ def ingest_options(fn: F) -> F:
 
 
 def _import_options(params: dict[str, Any]) -> ImportOptions:
+    from ..geodb import installed
     from ..ingest import ImportOptions
     from ..privacy import DEFAULT_QUERY_ALLOW
 
@@ -139,7 +142,7 @@ def _import_options(params: dict[str, Any]) -> ImportOptions:
         tz=params["tz"],
         grace=parse_duration(params["grace"], option="--grace"),
         query_allow=DEFAULT_QUERY_ALLOW + tuple(params["keep_query"]),
-        geoip=params["geoip"],
+        geoip=params["geoip"] or installed(),
         geoip_city=params["geoip_city"],
         sites=params["site"],
         **_pageview_rules(params),
@@ -166,6 +169,10 @@ def _rejects(path: Path | None) -> Iterator[Callable[[str, int, str, str], None]
         yield on_reject
 
 
+#: From this share of one private address's requests on, an import warns (a proxy).
+PROXY_SHARE = 0.5
+
+
 def _report_malformed(stats: IngestStats) -> None:
     from ..formats.escape import printable
 
@@ -184,6 +191,14 @@ def _report_malformed(stats: IngestStats) -> None:
                     else "left for the next run"
                 )
             )
+    behind = max((src.one_private for src in stats.sources), default=0.0)
+    if behind >= PROXY_SHARE:
+        say(
+            f"{behind:.0%} of the requests come from one private address: nginx is behind a "
+            "proxy or the Docker bridge and logs its address for every visitor, so visitors "
+            "and sessions are undercounted. Set nginx's real_ip (set_real_ip_from, "
+            "real_ip_header X-Forwarded-For), or log $http_x_forwarded_for (the main format)"
+        )
     if stats.late:
         say(
             f"{stats.late:,} lines arrived for days already closed: they got a fresh key, "
@@ -203,7 +218,7 @@ def import_command(paths: tuple[str, ...], **params: Any) -> None:
     \b
     Examples:
       logalyse import /var/log/nginx/access.log*
-      logalyse import --log-format '$remote_addr - $remote_user [$time_local] "$request" $status' x.log
+      logalyse import --log-format '$remote_addr - - [$time_local] "$request" $status' x.log
       docker compose logs --no-color nginx | logalyse import -
     """
     from ..ingest import StreamInput, ingest
@@ -237,6 +252,11 @@ def import_command(paths: tuple[str, ...], **params: Any) -> None:
     if not quiet:
         _report_malformed(stats)
         say(_summary(stats))
+        if options.geoip is None and stats.imported:
+            say(
+                "stored without countries (no GeoIP database): `logalyse geoip update` "
+                "installs DB-IP's free one, which imports use from then on"
+            )
     if stats.interrupted:
         say("Interrupted: what was read is stored; the same command again imports the rest.")
         raise SystemExit(int(ExitCode.INTERRUPTED))

@@ -16,6 +16,21 @@ from ..errors import GeoError
 #: Distinct addresses remembered between batches: more is a little faster and heavier.
 _CACHE_MAX = 50_000
 #: Addresses a database must answer at open: a broken file fails here, not mid-import.
+#: What a report says under countries from a DB-IP database (its licence, CC BY 4.0, asks).
+CREDIT = "IP geolocation by DB-IP (db-ip.com), CC BY 4.0"
+
+
+def credit_for(kind: object) -> str | None:
+    """The credit a database's licence asks for, by its type (`GeoIP.kind`, which the
+    import keeps in the store's meta as `geoip_kind`).
+
+    Example:
+        >>> credit_for("DBIP-Country-Lite"), credit_for("GeoLite2-Country")
+        ('IP geolocation by DB-IP (db-ip.com), CC BY 4.0', None)
+    """
+    return CREDIT if isinstance(kind, str) and "dbip" in kind.lower() else None
+
+
 _PROBES = ("81.2.69.142", "1.1.1.1", "8.8.8.8", "2001:218::1", "2a02:cf40::1")
 
 

@@ -27,6 +27,11 @@ DEFAULT_NON_PAGES = (
 )
 
 
+def is_glob(value: str) -> bool:
+    """A path pattern (`/image/*`, `/api/v?/*`) rather than an exact path."""
+    return any(c in value for c in "*?[")
+
+
 def is_asset_sql(
     path: str,
     extensions: Sequence[str] = DEFAULT_ASSET_EXTENSIONS,
@@ -34,19 +39,36 @@ def is_asset_sql(
 ) -> str:
     """SQL: TRUE when `path` is an asset or a file only robots ask for.
 
+    `non_pages` are exact paths or globs (`/image/*`: `*` spans slashes too); an
+    "extension" that starts with a slash is a path glob as well.
+
     Example:
-        >>> "favicon.ico" in is_asset_sql("path")
-        True
+        >>> import duckdb
+        >>> sql = is_asset_sql("p", ["css"], ["/robots.txt", "/image/*"])
+        >>> paths = ["/a.CSS", "/image/12", "/images", "/robots.txt", "/blog/"]
+        >>> [duckdb.execute(f"SELECT {sql} FROM (SELECT ? AS p)", [p]).fetchall()[0][0]
+        ...  for p in paths]
+        [True, True, False, True, False]
     """
+    globs = [v for v in non_pages if is_glob(v)] + [e for e in extensions if e.startswith("/")]
+    exact = [v for v in non_pages if not is_glob(v)]
+    exts = [e for e in extensions if not e.startswith("/")]
     # One RE2 match (anchored at the end) is three times faster than splitting the path.
-    alternatives = "|".join(re.escape(e.lower().lstrip(".")) for e in extensions)
+    alternatives = "|".join(re.escape(e.lower().lstrip(".")) for e in exts)
     pattern = sql_literal(f"\\.(?i:{alternatives})$")
     ext_match = f"regexp_matches({path}, {pattern})" if alternatives else "FALSE"
+    glob_match = " OR ".join(f"{path} GLOB {sql_literal(g)}" for g in globs)
     return (
         f"CASE WHEN {path} IS NULL THEN TRUE "
-        f"WHEN {path} IN ({sql_list(non_pages)}) THEN TRUE "
-        f"ELSE {ext_match} END"
+        f"WHEN {path} IN ({sql_list(exact)}) THEN TRUE "
+        + (f"WHEN {glob_match} THEN TRUE " if globs else "")
+        + f"ELSE {ext_match} END"
     )
+
+
+#: A host name with a dot, its last label (a TLD) two characters or more and starting with
+#: a letter: no IP literal, no masked address (x.x.x.x), no `localhost`.
+HOST_NAME_RE = r"^(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$"
 
 
 def referrer_host_steps(referrer: str, name: str = "referrer_host") -> list[tuple[str, str]]:
@@ -60,8 +82,10 @@ def referrer_host_steps(referrer: str, name: str = "referrer_host") -> list[tupl
         >>> import duckdb
         >>> (a, e1), (b, e2), (c, e3) = referrer_host_steps("r")
         >>> duckdb.sql(f"SELECT {e3} FROM (SELECT {e2} AS {b} FROM (SELECT {e1} AS {a} "
-        ...            "FROM (SELECT 'https://WWW.Google.com:443/x' AS r)))").fetchall()
-        [('google.com',)]
+        ...            "FROM (VALUES ('https://WWW.Google.com:443/x'), ('http://203.0.113.9/'), "
+        ...            "('http://[2001:db8::1]/'), ('t(''${${env'), ('-f'), ('http://localhost/')) "
+        ...            "t(r)))").fetchall()
+        [('google.com',), (None,), (None,), (None,), (None,), (None,)]
     """
     after = (
         f"CASE WHEN contains({referrer}, '://') THEN split_part({referrer}, '://', 2) "
@@ -73,7 +97,8 @@ def referrer_host_steps(referrer: str, name: str = "referrer_host") -> list[tupl
         f"CASE WHEN contains({a}, ':') AND NOT starts_with({a}, '[') "
         f"THEN split_part({a}, ':', 1) ELSE {a} END"
     )
-    host = f"nullif({strip_www_sql(b)}, '')"
+    # A host name, or nothing: not an address, not `localhost`, not log junk.
+    host = f"nullif(regexp_extract({strip_www_sql(b)}, {sql_literal(HOST_NAME_RE)}), '')"
     return [(a, authority), (b, no_port), (name, host)]
 
 

@@ -155,7 +155,12 @@ class Parsed:
     #: distinct user agents of new requests that uamap lacks, with their hints
     uas: list[tuple[str, str | None, bool, bool]] = field(default_factory=list)
     malformed: list[tuple[int, str, str]] = field(default_factory=list)  # (number, why, line)
-    own_host: str | None = None  # the host the batch's assets were loaded from
+    #: hosts named as referrer by the batch's asset requests, with how many (a vote for the
+    #: site's own host, counted over batches and imports: see `Pipeline`)
+    asset_hosts: Counter[str] = field(default_factory=Counter)
+    #: the share of the batch's requests from its most frequent client, when that is a
+    #: private, loopback or link-local address (a proxy, the Docker bridge)
+    one_private: float = 0.0
 
 
 @dataclass
@@ -178,6 +183,7 @@ class Batch:
     sql: str  # the input's parse query (formats.parse_query over LINES)
     replay: Replay | None = None  # a stream that was imported before
     guess_host: bool = False  # find the site's own host from its assets' referrers
+    check_clients: bool = False  # whether one private address sends most requests
 
 
 class BatchParser:
@@ -275,7 +281,9 @@ class BatchParser:
             "LEFT JOIN memory.main.uamap m ON b.uh = m.uh WHERE m.uh IS NULL)"
         ).fetchall()
         if batch.guess_host:
-            out.own_host = guess_own_host(con, bid, batch_rows)
+            out.asset_hosts = asset_referrer_hosts(con, bid, batch_rows)
+        if batch.check_clients:
+            out.one_private = one_private_share(con, batch_rows)
         if out.counts[("malformed", False)]:
             limit = "" if self.all_malformed else f"LIMIT {self.options.samples}"
             out.malformed = con.execute(
@@ -285,6 +293,27 @@ class BatchParser:
         stage_requests(con, bid, batch_rows, out.counts[("ok", False)])
         purge_duckdb_memory()
         return out
+
+
+def one_private_share(con: duckdb.DuckDBPyConnection, batch_rows: str) -> float:
+    """The share of requests from the batch's most frequent client when it is a private,
+    loopback or link-local address: nginx behind a proxy or in docker compose, logging the
+    proxy's address for every visitor (`real_ip` not set). 0.0 otherwise."""
+    import ipaddress
+
+    rows = con.execute(
+        f"SELECT client, xff, count(*), sum(count(*)) OVER () FROM {batch_rows} "
+        "GROUP BY ALL ORDER BY 3 DESC LIMIT 1"
+    ).fetchall()
+    if not rows:
+        return 0.0
+    client, xff, n, total = rows[0]
+    try:
+        addr = ipaddress.ip_address(client_address(client, xff))
+    except ValueError:
+        return 0.0
+    local = addr.is_private or addr.is_loopback or addr.is_link_local
+    return float(n) / float(total) if local else 0.0
 
 
 def stage_requests(con: duckdb.DuckDBPyConnection, bid: int, batch_rows: str, ok: int) -> None:
@@ -463,18 +492,34 @@ def referrers(con: duckdb.DuckDBPyConnection, bid: int, batch_rows: str) -> None
     con.execute(f"DROP TABLE {hosts_tbl}")
 
 
-def guess_own_host(con: duckdb.DuckDBPyConnection, bid: int, batch_rows: str) -> str | None:
-    """The site's own host, when the log does not say it: where its assets are loaded from.
-
-    Browsers send the page as referrer of its stylesheets and images, so the host most
-    asset requests name is, with a clear majority, the site itself.
-    """
+def asset_referrer_hosts(
+    con: duckdb.DuckDBPyConnection, bid: int, batch_rows: str, top: int = 5
+) -> Counter[str]:
+    """Where the batch's assets were loaded from: browsers send the page as referrer of
+    its stylesheets and images, so the host most asset requests name is, with a clear
+    majority over batches (`own_host`), the site itself. The `top` hosts, and the rest
+    counted under ""."""
     rows = con.execute(
-        f"SELECT r.host, count(*) AS n, sum(count(*)) OVER () AS total "
-        f"FROM {batch_rows} AS b JOIN memory.main.r{bid} AS r ON b.referrer = r.raw "
-        f"WHERE b.is_asset AND r.host IS NOT NULL "
-        f"GROUP BY r.host ORDER BY n DESC LIMIT 1"
+        f"SELECT r.host, count(*) AS n FROM {batch_rows} AS b "
+        f"JOIN memory.main.r{bid} AS r ON b.referrer = r.raw "
+        f"WHERE b.is_asset AND r.host IS NOT NULL GROUP BY r.host ORDER BY n DESC, r.host"
     ).fetchall()
-    if rows and rows[0][1] >= 20 and rows[0][1] * 2 > rows[0][2]:
-        return str(rows[0][0])
-    return None
+    out: Counter[str] = Counter({str(h): int(n) for h, n in rows[:top]})
+    if rows[top:]:
+        out[""] = sum(int(n) for _, n in rows[top:])
+    return out
+
+
+def own_host(votes: Counter[str], at_least: int = 20) -> str | None:
+    """The site's host once `at_least` asset requests name it and more than half do.
+
+    Example:
+        >>> own_host(Counter({"example.org": 19, "cdn.example": 2})) is None
+        True
+        >>> own_host(Counter({"example.org": 21, "cdn.example": 2}))
+        'example.org'
+    """
+    if not votes:
+        return None
+    host, n = max(((h, n) for h, n in votes.items() if h), key=lambda x: x[1], default=("", 0))
+    return host if host and n >= at_least and n * 2 > sum(votes.values()) else None

@@ -138,6 +138,8 @@ class Source:
     prior_lines: int = 0
     #: streams: stored lines (earlier runs') that this run's replayed lines were matched to
     matched: LineRanges = field(default_factory=lambda: LineRanges())
+    #: whether a first batch was looked at for one private address sending everything
+    clients_checked: bool = False
 
     def __post_init__(self) -> None:
         # Parsing starts where the last commit ended.

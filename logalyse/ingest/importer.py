@@ -111,6 +111,9 @@ class Importer:
             # Stopped: what is stored stays, the sessions of it wait for the next run
             # (reports make them from the requests meanwhile), and days stay open.
             self.stats.interrupted = self.stop.is_set()
+            self.pipe.save_votes()
+            if self.geo is not None and self.stats.imported:
+                self._remember_geoip(self.geo.kind)
             if not self.stats.interrupted:
                 self.remake_sessions()
                 self.stats.days_closed = self.close_days()
@@ -118,6 +121,11 @@ class Importer:
             self.close()
         self.stats.seconds = time.monotonic() - started
         return self.stats
+
+    def _remember_geoip(self, kind: str) -> None:
+        """Which database gave the countries: reports credit it when its licence asks."""
+        with self.pipe.db() as db:
+            db.execute("INSERT OR REPLACE INTO db.meta VALUES ('geoip_kind', ?)", [kind])
 
     def close(self) -> None:
         """Let go of the parsing threads, the GeoIP reader and the in-memory tables."""

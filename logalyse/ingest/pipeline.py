@@ -9,6 +9,7 @@ holds what the run has learnt so far (days seen, the site's hosts, the last form
 from __future__ import annotations
 
 import collections
+import json
 from array import array
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator
@@ -25,7 +26,7 @@ from ..privacy import mask_ips
 from ..store import Store, site_hosts
 from ._memory import M_MMAP_THRESHOLD, glibc, purge_duckdb_memory
 from .agents import AgentIds
-from .batch import LINES, Addresses, Batch, BatchParser, Parsed, Replay, line_ends
+from .batch import LINES, Addresses, Batch, BatchParser, Parsed, Replay, line_ends, own_host
 from .checkpoints import Source
 from .commit import Commit, Committer
 from .options import ImportOptions, RejectFn
@@ -73,11 +74,14 @@ class Pipeline:
                 "SELECT strftime(day, '%Y-%m-%d'), closed_at IS NOT NULL FROM db.day_keys"
             ).fetchall()
             stored_sites = site_hosts(db)
+            votes = db.execute("SELECT value FROM db.meta WHERE key = 'site_votes'").fetchall()
         self._known_days = {d for d, _ in days}
         self.closed_days = {d for d, closed in days if closed}
         # The site's own hosts: given, or found by an earlier import.
         self.sites = {normalise_host(h) for h in options.sites} | set(stored_sites)
         self._sites_known = bool(self.sites)
+        #: asset requests per referrer host, over this run and earlier ones (`own_host`)
+        self.votes: Counter[str] = Counter(json.loads(votes[0][0]) if votes else {})
 
     def connect(self) -> None:
         """This thread's connection to the store's in-memory instance (it commits), and the
@@ -130,6 +134,16 @@ class Pipeline:
             yield self.con
         finally:
             self.store.detach()
+
+    def save_votes(self) -> None:
+        """Keep what this run learnt of the site's host, while it is not known: small logs
+        imported one by one add up to it."""
+        if not self._sites_known and self.votes:
+            with self.db() as db:
+                db.execute(
+                    "INSERT OR REPLACE INTO db.meta VALUES ('site_votes', ?)",
+                    [json.dumps(dict(self.votes.most_common(20)))],
+                )
 
     def reset(self) -> None:
         """After one input: drop whatever is still staged, release the store."""
@@ -196,7 +210,9 @@ class Pipeline:
                     if src.kind == "stream" and src.prior_lines
                     else None,
                     guess_host=not self._sites_known and src.kind == "file",
+                    check_clients=not src.clients_checked,
                 )
+                src.clients_checked = True
                 del data
                 if src.kind == "stream":
                     future = _run_now(self.parser.parse, batch)
@@ -239,9 +255,14 @@ class Pipeline:
         )
         self.con.execute(f"DROP TABLE memory.main.s{bid}")
         self.con.execute(f"ALTER TABLE memory.main.t{bid} RENAME TO s{bid}")
-        if parsed.own_host and not self._sites_known:
-            self.sites.add(parsed.own_host)
-            self._sites_known = True
+        if parsed.one_private > src.stats.one_private:
+            src.stats.one_private = parsed.one_private
+        if parsed.asset_hosts and not self._sites_known:
+            self.votes.update(parsed.asset_hosts)
+            host = own_host(self.votes)
+            if host:
+                self.sites.add(host)
+                self._sites_known = True
         src.parsed_lines += nlines
         src.parsed_offset += consumed
         counts, days = parsed.counts, parsed.days

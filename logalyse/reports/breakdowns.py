@@ -3,6 +3,7 @@ devices, countries, hours, bots and daily visitors."""
 
 from __future__ import annotations
 
+from ..enrich.geo import credit_for
 from ..model import Column, Report
 from ..scope import Scope, sessions_from
 from ..store import Store
@@ -74,9 +75,13 @@ def countries(store: Store, scope: Scope) -> list[Report]:
     (known,) = store.query("SELECT count(*) FROM requests WHERE country IS NOT NULL")[0]
     if not known:
         report.notes.append(
-            "no request has a country: import with --geoip PATH (a GeoLite2 or DB-IP lite "
-            "Country .mmdb, see the README); countries cannot be added to stored requests"
+            "no request has a country: run `logalyse geoip update` once (DB-IP's free "
+            "database, used by imports from then on) or import with --geoip PATH; countries "
+            "cannot be added to stored requests"
         )
+    credit = credit_for(store.meta("geoip_kind"))
+    if credit:
+        report.notes.append(credit)
     return [report]
 
 

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import duckdb
 
+from ..enrich.geo import credit_for
 from ..model import Dashboard, Section, Series, Tile
 from ..scope import Scope, sessions_from
 from ..store import Store, dirty_window, site_hosts
@@ -39,6 +40,8 @@ def dashboard(store: Store, scope: Scope, *, title: str | None = None) -> Dashbo
             scope.params,
         ).fetchall()[0]
         hosts = site_hosts(db)
+        kinds = db.execute("SELECT value FROM meta WHERE key = 'geoip_kind'").fetchall()
+        geoip_kind = kinds[0][0] if kinds else None
         series = _series(db, scope)
         heat = _heatmap(db, scope)
         (newest_all,) = db.execute("SELECT max(ts) FROM requests").fetchall()[0]
@@ -94,6 +97,7 @@ def dashboard(store: Store, scope: Scope, *, title: str | None = None) -> Dashbo
         series=series,
         heatmap=heat,
         sections=sections,
+        credits=[c for c in [credit_for(geoip_kind)] if c],
         notes=[
             "Visitors are distinct daily ids: the same person on two days counts twice, by "
             "design (the key that would link them is destroyed). Pageviews, visitors and "

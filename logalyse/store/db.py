@@ -312,6 +312,11 @@ class Store:
         with self.attached() as con:
             return con.execute(sql, params or []).fetchall()
 
+    def meta(self, key: str) -> str | None:
+        """A value of the `meta` table (schema_version, site_hosts, geoip_kind...)."""
+        rows = self.query("SELECT value FROM meta WHERE key = ?", [key])
+        return str(rows[0][0]) if rows else None
+
     # -- the writers' lock -------------------------------------------------------
 
     @contextmanager
