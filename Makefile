@@ -67,6 +67,7 @@ bench: $(BIN)/.installed
 	@# An attacker rotating user agents: every line's is new to the store.
 	$(BIN)/python bench/bench.py --distinct-agents --runs 1
 	$(BIN)/python bench/bench_reports.py
+	$(BIN)/python bench/bench_machines.py
 	$(BIN)/python bench/bench_tail.py --minutes 3
 	$(BIN)/python bench/bench_floor.py
 	$(BIN)/python bench/bench_floor.py --variant bulk --threads 1 --memory-limit 150MB

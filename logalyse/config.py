@@ -34,7 +34,7 @@ class Key:
     name: str
     param: str  # the click parameter of the commands that take it
     envvar: str
-    kind: type  # str, bool, float or list (of str)
+    kind: type  # str, bool, int, float or list (of str)
     default: object
     help: str
     commands: tuple[str, ...] = ("import", "tail")  # "report" = every report
@@ -99,6 +99,24 @@ KEYS: tuple[Key, ...] = (
     ),
     Key(
         "non_pages", "non_page", "LOGALYSE_NON_PAGES", list, [], "extra paths that are never pages"
+    ),
+    Key(
+        "max_hourly_pageviews",
+        "max_hourly_pageviews",
+        "LOGALYSE_MAX_HOURLY_PAGEVIEWS",
+        int,
+        120,
+        "more pageviews in an hour: a machine",
+        ("import", "tail", "enrich"),
+    ),
+    Key(
+        "max_page_repeats",
+        "max_page_repeats",
+        "LOGALYSE_MAX_PAGE_REPEATS",
+        int,
+        20,
+        "one page fetched more often, no asset: a machine",
+        ("import", "tail", "enrich"),
     ),
     Key(
         "every",
@@ -175,6 +193,8 @@ def _checked(path: Path, key: Key, value: object) -> object:
         raise ConfigError(f"{path}: {key.name} must be a string or a list of strings")
     if key.kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if key.kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
     if key.kind is bool and isinstance(value, bool):
         return value
     if key.kind is str and isinstance(value, str):

@@ -155,11 +155,15 @@ def generate_lines(
     days: float = 7.0,
     host: str = "example.com",
     networks: tuple[tuple[str, int], ...] | None = None,
+    returning: float = 0.4,
 ) -> Iterator[str]:
     """Yield `n` combined-format lines (without newline), in time order.
 
     Client addresses are random public-looking ones, or drawn from `networks`
-    (CIDR, weight) when given.
+    (CIDR, weight) when given. `returning` is the share of sessions from a long-tailed
+    few regular visitors: at 0.4 (the sample logs') the first of them makes thousands of
+    pageviews a day over a 200,000-line week, a crowd behind one address more than a
+    person.
 
     Example:
         >>> lines = list(generate_lines(3, seed=7))
@@ -202,7 +206,7 @@ def generate_lines(
         if kind < 0.72:  # a human session: pages with their assets
             ip, ua = (
                 people[min(int(r.paretovariate(1.1)) - 1, len(people) - 1)]
-                if r.random() < 0.4
+                if r.random() < returning
                 else r.choice(people)
             )
             ref = r.choice(refs)
@@ -247,6 +251,105 @@ def generate_lines(
             ts = (t0 + timedelta(seconds=min(tt, span))).strftime("%d/%b/%Y:%H:%M:%S +0000")
             yield line.replace("{ts}", ts, 1)
             out += 1
+
+
+#: Machines that send a browser's user agent (what `enrich.behaviour` is for), by kind:
+#: the patch number of their Chrome version says which, and their build number (9000 and
+#: up, where people's are 5000-6999) that it is a machine: the ground truth is in the
+#: stored user agents. `shape` machines send user agents no browser sends.
+MACHINES = {"rate": 1, "regular": 2, "repeat": 3, "stealth": 5}
+SHAPES = ("Mozilla/5.0", "nlpproject.info research")
+_MACHINE_UA = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/108.0.{b}.{kind} Safari/537.36"
+)
+
+
+def machine_kind(ua: str) -> str | None:
+    """Which machine of `machine_lines` sent `ua`, or None for anything else.
+
+    Example:
+        >>> machine_kind(_MACHINE_UA.format(b=9001, kind=3)), machine_kind("Mozilla/5.0")
+        ('repeat', 'shape')
+    """
+    import re
+
+    if ua in SHAPES:
+        return "shape"
+    m = re.search(r"Chrome/108\.0\.(9\d{3})\.(\d+) ", ua)
+    if not m:
+        return None
+    return next((k for k, v in MACHINES.items() if v == int(m.group(2))), None)
+
+
+def machine_lines(
+    seed: int = 1,
+    start: datetime | None = None,
+    days: int = 1,
+    host: str = "example.com",
+    per_kind: int = 2,
+) -> list[tuple[datetime, str]]:
+    """Lines (with their times, unsorted) of `per_kind` machines of each kind per day:
+    `rate` (a scraper: 200 pages in under an hour), `regular` (a poller: a page every
+    60 s for three hours), `repeat` (a page fetched 40 times a day, never an asset),
+    `shape` (a user agent no browser sends), and `stealth` (six pages at a reading pace,
+    with their assets, from a machine: what behaviour cannot tell from a person)."""
+    r = random.Random(seed)
+    t0 = start or datetime(2026, 11, 1, tzinfo=timezone.utc)
+    out: list[tuple[datetime, str]] = []
+    build = 9000
+
+    def line(at: datetime, ip: str, ua: str, path: str, ref: str = "-") -> None:
+        ts = at.strftime("%d/%b/%Y:%H:%M:%S +0000")
+        out.append(
+            (at, f'{ip} - - [{ts}] "GET {path} HTTP/1.1" 200 {r.randrange(500, 30000)} '
+             f'"{ref}" "{ua}"')
+        )  # fmt: skip
+
+    for day in range(days):
+        base = t0 + timedelta(days=day)
+        for k in range(per_kind):
+            for kind, code in (*MACHINES.items(), ("shape", 0)):
+                build += 1
+                ip = f"198.18.{build % 250}.{1 + k + 10 * code}"
+                ua = SHAPES[k % 2] if kind == "shape" else _MACHINE_UA.format(b=build, kind=code)
+                at = base + timedelta(seconds=r.randrange(0, 14 * 3600))
+                if kind == "rate":
+                    for _ in range(200):
+                        line(at, ip, ua, r.choice(_PAGES))
+                        at += timedelta(seconds=r.randrange(3, 17))
+                elif kind == "regular":
+                    for _ in range(180):
+                        line(at, ip, ua, r.choice(_PAGES))
+                        at += timedelta(seconds=60)
+                elif kind == "repeat":
+                    for t in sorted(r.randrange(0, 86000) for _ in range(40)):
+                        line(base + timedelta(seconds=t), ip, ua, "/contact", f"https://{host}/")
+                elif kind == "shape":
+                    for _ in range(15):
+                        line(at, ip, ua, r.choice(_PAGES))
+                        at += timedelta(seconds=r.randrange(5, 600))
+                else:  # stealth: reads like a person
+                    ref = "-"
+                    for _ in range(6):
+                        page = r.choice(_PAGES)
+                        line(at, ip, ua, page, ref)
+                        for a in r.sample(_ASSETS, 3):
+                            line(at, ip, ua, a, f"https://{host}{page}")
+                        ref = f"https://{host}{page}"
+                        at += timedelta(seconds=r.randrange(30, 240))
+    return out
+
+
+def with_machines(lines: Iterator[str], machines: list[tuple[datetime, str]]) -> Iterator[str]:
+    """`lines` (combined format, in time order) with `machines` merged in, in time order."""
+
+    def timed(line: str) -> tuple[datetime, str]:
+        stamp = line.split("[", 1)[1][:26]
+        return datetime.strptime(stamp, "%d/%b/%Y:%H:%M:%S %z"), line
+
+    for _, line in heapq.merge(map(timed, lines), sorted(machines, key=lambda m: m[0])):
+        yield line
 
 
 def write_log(out: BinaryIO, n: int, seed: int = 1, **kwargs: object) -> None:
@@ -331,9 +434,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--days", type=float, default=7.0)
     parser.add_argument("--samples", metavar="DIR", help="write the bundled sample logs to DIR")
+    parser.add_argument(
+        "--machines",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N machines of each kind per day that send a browser's user agent",
+    )
     args = parser.parse_args(argv)
     if args.samples:
         write_samples(args.samples)
+    elif args.machines:
+        days = max(1, int(args.days))
+        lines = with_machines(
+            generate_lines(args.lines, seed=args.seed, days=days),
+            machine_lines(args.seed, days=days, per_kind=args.machines),
+        )
+        sys.stdout.buffer.writelines((line + "\n").encode() for line in lines)
     else:
         write_log(sys.stdout.buffer, args.lines, seed=args.seed, days=args.days)
 

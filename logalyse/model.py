@@ -47,6 +47,8 @@ class IngestStats:
     days_closed: list[str] = field(default_factory=list)
     seconds: float = 0.0
     interrupted: bool = False  # stopped early (SIGTERM, Ctrl-C): what was read is stored
+    #: requests of machines with a browser's user agent marked bots, by reason (rate...)
+    machines: dict[str, int] = field(default_factory=dict)
 
     def total(self, attr: str) -> int:
         return sum(int(getattr(s, attr)) for s in self.sources)

@@ -9,7 +9,7 @@ ids. This module updates rows; it never reads a log.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .enrich import (
     DEFAULT_ASSET_EXTENSIONS,
@@ -22,6 +22,7 @@ from .enrich import (
     pageview_sql,
     source_sql,
 )
+from .enrich.behaviour import Behaviour, mark_machines
 from .store import Store, columns_sql, remake_all_sessions, site_hosts, transaction
 
 
@@ -32,6 +33,7 @@ class RefreshStats:
     user_agents: int = 0  # user agents classified
     requests: int = 0  # requests whose enrichment was recomputed
     without_country: int = 0  # requests without a country (cannot be redone)
+    machines: dict[str, int] = field(default_factory=dict)  # requests marked, by reason
 
 
 def refresh(
@@ -41,6 +43,7 @@ def refresh(
     sites: Sequence[str] = (),
     asset_extensions: Sequence[str] = DEFAULT_ASSET_EXTENSIONS,
     non_pages: Sequence[str] = DEFAULT_NON_PAGES,
+    behaviour: Behaviour | None = None,
 ) -> RefreshStats:
     """Classify user agents and requests again (all of them, or only those never classified).
 
@@ -107,7 +110,10 @@ def refresh(
                     "INSERT OR REPLACE INTO meta VALUES ('site_hosts', ?)",
                     [",".join(sorted(own))],
                 )
-            if n or agents:  # pageviews, sources or devices changed: so may sessions
+            if everything:  # is_bot came again from the user agents: machines anew
+                db.execute("UPDATE requests SET bot_reason = NULL WHERE bot_reason IS NOT NULL")
+            stats.machines = mark_machines(db, behaviour=behaviour)
+            if n or agents or stats.machines:  # pageviews, sources, devices: so may sessions
                 remake_all_sessions(db)
         stats.user_agents = len(agents)
         stats.requests = int(n)

@@ -83,6 +83,8 @@ COMBINED_VARIABLES = (
                 "http_referer",
                 "http_user_agent",
                 "host",
+                "http_dnt",
+                "http_sec_gpc",
             ),
         ),
     ],

@@ -111,3 +111,34 @@ def test_small_logs_add_up_to_the_sites_own_host(tmp_path: Path) -> None:
     invoke("--db", str(db), "import", "-q", str(log))
     sources = {s["source"]: s["sessions"] for s in report(db, "referrers")["sources"]}
     assert sources.get("internal") == 1 and "website" not in sources
+
+
+DNT_FORMAT = (
+    '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
+    '"$http_referer" "$http_user_agent" "$http_dnt" "$http_sec_gpc"'
+)
+
+
+def test_do_not_track_and_gpc_are_counted_but_never_followed(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    lines = []
+    for i, (dnt, gpc) in enumerate([("-", "-"), ("1", "-"), ("-", "1"), ("0", "0"), ("1", "1")]):
+        for k in range(3):
+            lines.append(
+                f"198.51.100.{i + 1} - - [02/Nov/2026:10:{i:02}:{k * 10:02} +0000] "
+                f'"GET /p{k} HTTP/1.1" 200 5 "-" "{FIREFOX}" "{dnt}" "{gpc}"\n'
+            )
+    log.write_text("".join(lines))
+    db = tmp_path / "s.duckdb"
+    invoke("--db", str(db), "import", "-q", "--log-format", DNT_FORMAT, str(log))
+    overview = report(db, "overview")
+    assert (overview["requests"], overview["pageviews"]) == (15, 15)  # all counted
+    assert (overview["visitors"], overview["sessions"]) == (2, 2)  # only "-" and "0" followed
+    with Store(db, read_only=True) as store:
+        assert store.query("SELECT count(*) FROM requests WHERE visitor_id IS NULL")[0][0] == 9
+    # Without the fields in the format, nothing changes.
+    plain = tmp_path / "plain.log"
+    plain.write_text("".join(line.rsplit(' "', 2)[0] + "\n" for line in lines))
+    db2 = tmp_path / "t.duckdb"
+    invoke("--db", str(db2), "import", "-q", str(plain))
+    assert report(db2, "overview")["visitors"] == 5

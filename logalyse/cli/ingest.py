@@ -32,6 +32,7 @@ from .app import (
 )
 
 if TYPE_CHECKING:
+    from ..enrich.behaviour import Behaviour
     from ..ingest import ImportOptions
     from ..model import IngestStats
     from ..store import Store
@@ -52,6 +53,36 @@ def pageview_options(fn: F) -> F:
         help="An extension that is not a page, besides .css .js .png..., or a path glob "
         "('/image/*') (repeatable).",
     )(fn)
+
+
+def behaviour_options(fn: F) -> F:
+    """When a browser's user agent is a machine's (`enrich.behaviour`)."""
+    fn = click.option(
+        "--max-page-repeats",
+        type=click.IntRange(1, 1_000_000),
+        default=20,
+        show_default=True,
+        envvar="LOGALYSE_MAX_PAGE_REPEATS",
+        help="A visitor that fetches one page more often than this in a day, and no image "
+        "or style, is a machine.",
+    )(fn)
+    return click.option(
+        "--max-hourly-pageviews",
+        type=click.IntRange(1, 1_000_000),
+        default=120,
+        show_default=True,
+        envvar="LOGALYSE_MAX_HOURLY_PAGEVIEWS",
+        help="A visitor with more pageviews than this in one hour is a machine, whatever "
+        "its user agent says.",
+    )(fn)
+
+
+def _behaviour(params: dict[str, Any]) -> Behaviour:
+    from ..enrich.behaviour import Behaviour
+
+    return Behaviour(
+        hourly_pageviews=params["max_hourly_pageviews"], page_repeats=params["max_page_repeats"]
+    )
 
 
 def _pageview_rules(params: dict[str, Any]) -> dict[str, Any]:
@@ -122,6 +153,7 @@ def ingest_options(fn: F) -> F:
         geoip_options,
         site_option,
         pageview_options,
+        behaviour_options,
         lock_timeout_option,
         click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors."),
     ]
@@ -145,6 +177,7 @@ def _import_options(params: dict[str, Any]) -> ImportOptions:
         geoip=params["geoip"] or installed(),
         geoip_city=params["geoip_city"],
         sites=params["site"],
+        behaviour=_behaviour(params),
         **_pageview_rules(params),
     )
 
@@ -191,6 +224,16 @@ def _report_malformed(stats: IngestStats) -> None:
                     else "left for the next run"
                 )
             )
+    machines = getattr(stats, "machines", {})
+    if machines:
+        say(
+            f"{_plural(sum(machines.values()), 'request')} of machines with a browser's user "
+            "agent counted as bots: "
+            + ", ".join(
+                f"{n:,} {'not a browser' if reason == 'shape' else reason}"
+                for reason, n in sorted(machines.items())
+            )
+        )
     behind = max((src.one_private for src in stats.sources), default=0.0)
     if behind >= PROXY_SHARE:
         say(
@@ -441,6 +484,7 @@ class _Dashboard:
 )
 @site_option
 @pageview_options
+@behaviour_options
 @lock_timeout_option
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 def enrich_command(
@@ -460,7 +504,13 @@ def enrich_command(
     from ..refresh import refresh as run_refresh
 
     with _open_store(lock_timeout=lock_timeout) as store:
-        stats = run_refresh(store, everything=refresh, sites=site, **_pageview_rules(rules))
+        stats = run_refresh(
+            store,
+            everything=refresh,
+            sites=site,
+            behaviour=_behaviour(rules),
+            **_pageview_rules(rules),
+        )
     if not quiet:
         say(
             f"classified {_plural(stats.user_agents, 'user agent')} and "

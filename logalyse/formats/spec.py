@@ -45,6 +45,8 @@ JSON_KEYS: dict[str, tuple[str, ...]] = {
     "http_referer": ("http_referer", "http_referrer", "referer", "referrer"),
     "http_user_agent": ("http_user_agent", "user_agent", "agent", "ua"),
     "host": ("host", "http_host", "server_name", "vhost"),
+    "http_dnt": ("http_dnt", "dnt"),
+    "http_sec_gpc": ("http_sec_gpc", "sec_gpc", "gpc"),
 }
 
 

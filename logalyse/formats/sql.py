@@ -36,6 +36,7 @@ PARSED_COLUMNS = (
     "bytes",
     "referrer",  # raw referrer, or NULL
     "ua",  # user agent ('' when absent)
+    "optout",  # Do Not Track or Global Privacy Control: $http_dnt / $http_sec_gpc = 1
     "why",  # malformed lines: why they did not parse; else NULL
 )
 
@@ -352,6 +353,7 @@ def parse_query(
     host = _first(v, "host", "http_host", "server_name")
     ref = _first(v, "http_referer")
     ua = _first(v, "http_user_agent")
+    optouts = [f"coalesce({v[n]} = '1', FALSE)" for n in ("http_dnt", "http_sec_gpc") if n in v]
     ref_expr = f"CASE WHEN {ref} IN ('', '-') THEN NULL ELSE {ref} END" if ref else "NULL::VARCHAR"
     parts = [
         f"{_time_expr(fmt, v)} AS t_ts",
@@ -362,6 +364,7 @@ def parse_query(
         (_dash_empty(f"lower({host})") if host else "''") + " AS c_host",
         f"{ref_expr} AS c_ref",
         (_dash_empty(ua) if ua else "''") + " AS c_ua",
+        f"{' OR '.join(optouts) or 'FALSE'} AS c_optout",
     ]
     common = ", ".join(parts)
 
@@ -443,6 +446,7 @@ def parse_query(
         "t_bytes AS bytes",
         "c_ref AS referrer",
         "c_ua AS ua",
+        "c_optout AS optout",
         f"CASE WHEN kind = 'malformed' THEN {why} END AS why",
     ]
     select = q.render("SELECT " + ",\n  ".join(cols) + f"\nFROM {src}")

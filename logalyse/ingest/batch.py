@@ -327,7 +327,8 @@ def stage_requests(con: duckdb.DuckDBPyConnection, bid: int, batch_rows: str, ok
     (staged,) = con.execute(
         f"""
         CREATE TABLE memory.main.s{bid} AS
-        SELECT b.ts, v.vid, nullif(b.host, '') AS host, b.method, b.path, b.query, b.proto,
+        SELECT b.ts, CASE WHEN b.optout THEN NULL ELSE v.vid END AS vid,
+               nullif(b.host, '') AS host, b.method, b.path, b.query, b.proto,
                b.status, b.bytes, r.referrer, b.uh, b.line_no, v.country, v.city,
                b.is_asset, r.host AS referrer_host, r.kind AS ref_kind, r.name AS ref_name,
                b.utm_source, b.utm_medium, b.utm_campaign

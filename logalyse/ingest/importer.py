@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from ..enrich import GeoIP
+from ..enrich.behaviour import mark_machines
 from ..formats import printable
 from ..model import IngestStats, SourceStats
 from ..privacy import closable_days
@@ -31,7 +32,7 @@ from ..sources import (
     skip_bytes,
     stream_reader,
 )
-from ..store import Store, remake_dirty_sessions
+from ..store import Store, dirty_window, remake_dirty_sessions
 from . import options as limits  # read at call time: tests make them small
 from ._memory import purge_duckdb_memory
 from .batch import Addresses
@@ -248,7 +249,8 @@ class Importer:
 
     def remake_sessions(self) -> None:
         """Make again the sessions of the window the commits marked dirty, in one
-        transaction, and clear the mark.
+        transaction, and clear the mark; before, mark the machines of that window
+        (`enrich.behaviour`).
 
         On one core, like every query of the import, and under REMAKE_MEMORY_LIMIT, so that
         DuckDB evicts the blocks of the file it has read instead of keeping them all; if a
@@ -257,6 +259,10 @@ class Importer:
         db, con = self.store.con, self.pipe.con  # the connection that USEs the file; ours
         try:
             with self.pipe.db():
+                window = dirty_window(db)
+                if window is not None:  # first, machines with a browser's user agent
+                    for reason, n in mark_machines(db, *window, self.options.behaviour).items():
+                        self.stats.machines[reason] = self.stats.machines.get(reason, 0) + n
                 try:
                     con.execute(f"SET memory_limit = '{limits.REMAKE_MEMORY_LIMIT}'")
                     remake_dirty_sessions(db)

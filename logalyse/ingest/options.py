@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..enrich import DEFAULT_ASSET_EXTENSIONS, DEFAULT_NON_PAGES
+from ..enrich.behaviour import Behaviour
 from ..errors import ConfigError
 from ..formats import compile_format
 from ..privacy import DEFAULT_GRACE, DEFAULT_QUERY_ALLOW, check_time_zone
@@ -55,6 +56,7 @@ class ImportOptions:
     sites: tuple[str, ...] = ()  # the site's own hosts: referrals from them are internal
     asset_extensions: tuple[str, ...] = DEFAULT_ASSET_EXTENSIONS  # not pageviews
     non_pages: tuple[str, ...] = DEFAULT_NON_PAGES  # paths that are never pageviews
+    behaviour: Behaviour = Behaviour()  # when a browser's user agent is a machine's
 
     def __post_init__(self) -> None:
         check_time_zone(self.tz)

@@ -223,7 +223,7 @@ def bots(store: Store, scope: Scope) -> list[Report]:
         store,
         scope,
         f"""
-        SELECT coalesce(u.bot_name, '(unnamed)') AS bot, count(*) AS requests,
+        SELECT coalesce(r.bot_reason, u.bot_name, '(unnamed)') AS bot, count(*) AS requests,
                count(*) / sum(count(*)) OVER () AS share, max(r.ts) AS last_seen
         FROM requests r LEFT JOIN user_agents u ON r.ua_id = u.id
         WHERE {scope.where("r", bots=True)} AND coalesce(r.is_bot, FALSE)
@@ -241,7 +241,10 @@ def bots(store: Store, scope: Scope) -> list[Report]:
                 Column("last_seen", "last seen (UTC)", "datetime"),
             ],
             found,
-            ["bots: ua-parser spiders, crawler-user-agents, monitors, no user agent"],
+            [
+                "bots: ua-parser spiders, crawler-user-agents, monitors, no user agent; "
+                "(behaviour: ...) are machines with a browser's user agent"
+            ],
             empty=empty_message("bot requests", scope),
         )
     ]

@@ -212,6 +212,14 @@ _V5 = (
     "ALTER TABLE sources DROP COLUMN IF EXISTS position",
 )
 
+# Machines with a browser's user agent, told by behaviour (issue 18): why a request was
+# marked a bot when its user agent did not say so.
+# Do Not Track / Global Privacy Control: such a request is counted but has no visitor id.
+_V6 = (
+    "ALTER TABLE requests ADD COLUMN IF NOT EXISTS bot_reason VARCHAR",
+    "ALTER TABLE requests ALTER COLUMN visitor_id DROP NOT NULL",
+)
+
 #: version -> statements bringing the previous version to it.
 MIGRATIONS: dict[int, tuple[str | Callable[[Any], None], ...]] = {
     1: _V1,
@@ -219,4 +227,5 @@ MIGRATIONS: dict[int, tuple[str | Callable[[Any], None], ...]] = {
     3: _V3,
     4: _V4,
     5: _V5,
+    6: _V6,
 }

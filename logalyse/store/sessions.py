@@ -51,7 +51,8 @@ def sessionise_sql(where: str = "r.is_pageview", gap: int = SESSION_GAP_SECONDS)
                        coalesce(date_diff('second', r.ts, lead(r.ts) OVER w) > {gap}, TRUE)
                            AS last
                 FROM requests r LEFT JOIN user_agents u ON r.ua_id = u.id
-                WHERE {where}
+                -- Do Not Track / Global Privacy Control: counted, never in a session.
+                WHERE ({where}) AND r.visitor_id IS NOT NULL
                 WINDOW w AS (PARTITION BY r.visitor_id ORDER BY r.ts, r.source_id, r.line_no)
             )
             WHERE new OR last

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,11 @@ TABLES: dict[str, tuple[Column, ...]] = {
     ),
     "requests": _columns(
         ("ts", "TIMESTAMP_S NOT NULL", "UTC, whole seconds (cut, never rounded)"),
-        ("visitor_id", "INTEGER NOT NULL", "HMAC-SHA256(day key; address, UA, host), 32 bits"),
+        (
+            "visitor_id",
+            "INTEGER",
+            "HMAC-SHA256(day key; address, UA, host), 32 bits; NULL: Do Not Track / GPC",
+        ),
         ("host", "VARCHAR"),
         ("method", "VARCHAR"),
         ("path", "VARCHAR"),
@@ -83,6 +87,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ("utm_source", "VARCHAR"),
         ("utm_medium", "VARCHAR"),
         ("utm_campaign", "VARCHAR"),
+        ("bot_reason", "VARCHAR", "why a browser's user agent is a bot: (behaviour: rate)..."),
     ),
     # Days that had a key: when it was made and when it was destroyed (the key is not here).
     "day_keys": _columns(

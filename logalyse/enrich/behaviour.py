@@ -1,0 +1,174 @@
+"""Machines that send a browser's user agent, told by what they do: per visitor-day (a
+visitor id lives one day), in SQL over the stored requests.
+
+- `rate`: more pageviews within an hour than a person makes (a scraper);
+- `regular`: many pageviews at machine-regular intervals (a poller, a monitor);
+- `repeat`: one page fetched again and again, and never an asset (images, styles) by the
+  same visitor, on a site whose visitors do load assets (a form spammer, a checker);
+- `not a browser`: a user agent in which ua-parser finds no browser and no OS, and that
+  is short or has no `(...)` part as every browser's has (`Mozilla/5.0` alone,
+  `nlpproject.info research`, `Mozilla/4.0 (compatible;)`); a long one of a browser
+  ua-parser does not know (an old feature phone's) is left alone.
+
+Marked requests stay stored, as bots (`is_bot`, no pageview) with `bot_reason` like
+`(behaviour: rate)`, which `report bots` lists. What this cannot tell: a machine that
+browses like a person (a few pages at a reading pace, with their assets).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+#: The reasons, as `bot_reason` stores them.
+REASONS = {
+    "rate": "(behaviour: rate)",
+    "regular": "(behaviour: regular)",
+    "repeat": "(behaviour: repeat)",
+    "shape": "(behaviour: not a browser)",
+}
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """The thresholds (settings: `--max-hourly-pageviews`, `--max-page-repeats`)."""
+
+    hourly_pageviews: int = 120  # `rate`: more pageviews than this within 60 minutes
+    page_repeats: int = 20  # `repeat`: one path fetched more often than this, no asset
+    regular_pageviews: int = 12  # `regular`: at least this many pageviews, whose gaps
+    regular_spread: float = 0.1  # vary by less than this share of their mean
+    #: `repeat` applies where at least this share of visitors with two pageviews or more
+    #: loaded an asset: on a site whose assets come from elsewhere, nobody does.
+    asset_share: float = 0.3
+
+    def __post_init__(self) -> None:
+        from ..errors import ConfigError
+
+        if not (1 <= self.hourly_pageviews <= 1_000_000 and 1 <= self.page_repeats <= 1_000_000):
+            raise ConfigError("behaviour thresholds go from 1 to 1,000,000")
+
+
+def mark_machines(
+    db: Any,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    behaviour: Behaviour | None = None,
+    *,
+    schema: str = "",
+) -> dict[str, int]:
+    """Mark as bots the requests of visitor-days that behave like machines, among those
+    between `since` and `until` (whole visitor-days around them: a day either side), and
+    the later requests of visitor-days marked before. Returns requests marked, by reason.
+
+    `db` is a connection on which `{schema}requests` and `{schema}user_agents` are the
+    store's tables (`schema`: "db." for the importer's, which attaches the store as `db`).
+    """
+    b = behaviour or Behaviour()
+    window = "TRUE"
+    params: list[Any] = []
+    if since is not None and until is not None:
+        window = "r.ts >= ? AND r.ts <= ?"
+        params = [since - timedelta(days=1), until + timedelta(days=1)]
+    ok = "(r.status BETWEEN 200 AND 299 OR r.status = 304) AND r.method = 'GET'"
+    query = f"""
+        WITH h AS (  -- what people sent, as far as their user agents say, in the window
+            SELECT r.rowid AS rid, r.visitor_id, coalesce(r.host, '') AS host, r.ts, r.path,
+                   r.is_pageview,
+                   NOT r.is_pageview AND {ok} AS is_asset, u.browser, u.os, u.ua
+            FROM {schema}requests r LEFT JOIN {schema}user_agents u ON u.id = r.ua_id
+            WHERE {window} AND NOT coalesce(r.is_bot, FALSE) AND r.visitor_id IS NOT NULL
+        ),
+        pv AS (
+            SELECT visitor_id, host, ts, path,
+                   epoch(ts) - epoch(lag(ts) OVER (PARTITION BY visitor_id, host ORDER BY ts))
+                       AS gap
+            FROM h WHERE is_pageview
+        ),
+        per AS (
+            SELECT visitor_id, host, count(*) AS pageviews,
+                   avg(gap) AS mean_gap, stddev_pop(gap) AS spread
+            FROM pv GROUP BY ALL
+        ),
+        hourly AS (  -- the most pageviews in any 60 minutes
+            SELECT visitor_id, host, max(n) AS top FROM (
+                SELECT visitor_id, host, count(*) OVER (
+                    PARTITION BY visitor_id, host ORDER BY ts
+                    RANGE BETWEEN INTERVAL 3599 SECONDS PRECEDING AND CURRENT ROW
+                ) AS n FROM pv
+            ) GROUP BY ALL
+        ),
+        repeats AS (
+            SELECT visitor_id, host, max(n) AS top FROM (
+                SELECT visitor_id, host, count(*) AS n FROM pv GROUP BY visitor_id, host, path
+            ) GROUP BY ALL
+        ),
+        assets AS (
+            SELECT visitor_id, host, count(*) FILTER (is_asset) AS n FROM h GROUP BY ALL
+        ),
+        site AS (  -- whether this site's visitors load assets at all
+            SELECT coalesce(avg((a.n > 0)::INT), 0) AS share
+            FROM per p JOIN assets a USING (visitor_id, host) WHERE p.pageviews >= 2
+        ),
+        shapes AS (
+            SELECT DISTINCT visitor_id, host FROM h
+            WHERE coalesce(browser, 'Other') = 'Other' AND coalesce(os, 'Other') = 'Other'
+              AND (length(ua) < 30 OR NOT contains(ua, '('))
+        ),
+        marked AS (
+            SELECT visitor_id, host, min(reason) AS reason FROM (
+                SELECT visitor_id, host, 'rate' AS reason FROM hourly WHERE top > $rate
+                UNION ALL
+                SELECT visitor_id, host, 'regular' FROM per
+                WHERE pageviews >= $regular AND mean_gap >= 1
+                  AND spread <= $spread * mean_gap
+                UNION ALL
+                SELECT r.visitor_id, r.host, 'repeat' FROM repeats r
+                JOIN assets a USING (visitor_id, host), site
+                WHERE r.top > $repeats AND a.n = 0 AND site.share >= $asset_share
+                UNION ALL
+                SELECT visitor_id, host, 'shape' FROM shapes
+                UNION ALL  -- marked by an earlier run: what came since is theirs too
+                SELECT DISTINCT r.visitor_id, coalesce(r.host, ''), {_reason_key("r.bot_reason")}
+                FROM {schema}requests r WHERE {window} AND r.bot_reason IS NOT NULL
+            ) GROUP BY ALL
+        )
+        SELECT h.rid, m.reason FROM h JOIN marked m USING (visitor_id, host)
+    """
+    for name, value in (
+        ("$rate", int(b.hourly_pageviews)),
+        ("$regular", int(b.regular_pageviews)),
+        ("$spread", float(b.regular_spread)),
+        ("$repeats", int(b.page_repeats)),
+        ("$asset_share", float(b.asset_share)),
+    ):
+        query = query.replace(name, repr(value))
+    from ..quote import sql_literal
+
+    reasons = "CASE m.reason " + " ".join(
+        f"WHEN {sql_literal(k)} THEN {sql_literal(v)}" for k, v in REASONS.items()
+    )
+    db.execute(f"CREATE OR REPLACE TEMP TABLE marked_rows AS {query}", params * 2)
+    try:
+        counts = db.execute("SELECT reason, count(*) FROM marked_rows GROUP BY ALL").fetchall()
+        if counts:
+            db.execute(
+                f"UPDATE {schema}requests AS r SET is_bot = TRUE, is_pageview = FALSE, "
+                f"bot_reason = {reasons} END FROM marked_rows m WHERE r.rowid = m.rid"
+            )
+    finally:
+        db.execute("DROP TABLE IF EXISTS marked_rows")
+    return {str(k): int(n) for k, n in counts}
+
+
+def _reason_key(column: str) -> str:
+    """SQL: the short key (rate, regular...) of a stored reason."""
+    from ..quote import sql_literal
+
+    return (
+        "CASE "
+        + " ".join(
+            f"WHEN {column} = {sql_literal(v)} THEN {sql_literal(k)}" for k, v in REASONS.items()
+        )
+        + " END"
+    )
