@@ -112,7 +112,7 @@ class Importer:
             # Stopped: what is stored stays, the sessions of it wait for the next run
             # (reports make them from the requests meanwhile), and days stay open.
             self.stats.interrupted = self.stop.is_set()
-            self.pipe.save_votes()
+            self.pipe.save_learnt()
             if self.geo is not None and self.stats.imported:
                 self._remember_geoip(self.geo.kind)
             if not self.stats.interrupted:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from ..enrich import normalise_host
-from ..formats import LogFormat, StreamPrefix, compile_format, parse_query, printable
+from ..formats import PRESETS, LogFormat, StreamPrefix, compile_format, parse_query, printable
 from ..formats.detect import SAMPLE_LINES, detect_format, detect_prefix
 from ..keys import DayKeys
 from ..privacy import mask_ips
@@ -75,11 +75,18 @@ class Pipeline:
             ).fetchall()
             stored_sites = site_hosts(db)
             votes = db.execute("SELECT value FROM db.meta WHERE key = 'site_votes'").fetchall()
+            detected = db.execute(
+                "SELECT value FROM db.meta WHERE key = 'detected_format'"
+            ).fetchall()
         self._known_days = {d for d, _ in days}
         self.closed_days = {d for d, closed in days if closed}
         # The site's own hosts: given, or found by an earlier import.
         self.sites = {normalise_host(h) for h in options.sites} | set(stored_sites)
         self._sites_known = bool(self.sites)
+        # The preset earlier imports detected: tried first (one scoring, not one per preset).
+        if detected and detected[0][0] in PRESETS and self.forced_format is None:
+            self._last_detection = (compile_format(detected[0][0]), StreamPrefix())
+        self._detected = self._last_detection
         #: asset requests per referrer host, over this run and earlier ones (`own_host`)
         self.votes: Counter[str] = Counter(json.loads(votes[0][0]) if votes else {})
 
@@ -135,14 +142,19 @@ class Pipeline:
         finally:
             self.store.detach()
 
-    def save_votes(self) -> None:
-        """Keep what this run learnt of the site's host, while it is not known: small logs
-        imported one by one add up to it."""
-        if not self._sites_known and self.votes:
-            with self.db() as db:
+    def save_learnt(self) -> None:
+        """Keep what this run learnt for the next: the site's host while it is not known
+        (small logs imported one by one add up to it), and the preset files were in."""
+        with self.db() as db:
+            if not self._sites_known and self.votes:
                 db.execute(
                     "INSERT OR REPLACE INTO db.meta VALUES ('site_votes', ?)",
                     [json.dumps(dict(self.votes.most_common(20)))],
+                )
+            last = self._last_detection
+            if last is not None and last != self._detected and last[0].name in PRESETS:
+                db.execute(
+                    "INSERT OR REPLACE INTO db.meta VALUES ('detected_format', ?)", [last[0].name]
                 )
 
     def reset(self) -> None:
@@ -214,7 +226,10 @@ class Pipeline:
                 )
                 src.clients_checked = True
                 del data
-                if src.kind == "stream":
+                # A stream, or a file of one block (a day of a small site): on this thread,
+                # without a second thread and connection to start and feed.
+                small = src.info is not None and src.info.size <= self.options.batch_bytes
+                if src.kind == "stream" or (small and not inflight):
                     future = _run_now(self.parser.parse, batch)
                 else:
                     future = self._parse_pool().submit(self.parser.parse, batch)
