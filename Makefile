@@ -7,7 +7,7 @@ DEMO_DB ?= .demo/logalyse.duckdb
 DEMO_GEOIP ?= --geoip tests/data/maxmind/GeoIP2-City-Test.mmdb
 export TERM := unknown
 
-.PHONY: all check test fuzz lint fmt demo bench bench-big clean samples
+.PHONY: all check test fuzz lint fmt demo bench bench-big clean samples docker wheel
 
 all: check
 
@@ -40,6 +40,14 @@ check: lint test
 fmt: $(BIN)/.installed
 	$(BIN)/ruff format logalyse tests bench scripts
 	$(BIN)/ruff check --fix logalyse tests bench scripts
+
+## wheel: the installable package, in dist/ (`pipx install dist/logalyse-*.whl`)
+wheel: $(BIN)/.installed
+	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
+
+## docker: the container image (see deploy/compose.yaml)
+docker:
+	docker build -t logalyse .
 
 ## demo: import the bundled sample logs (twice: the second run adds nothing), print reports
 demo: $(BIN)/.installed

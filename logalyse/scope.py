@@ -27,6 +27,8 @@ from .store import DAY_KEY_SPAN, SESSION_GAP_SECONDS, sessionise_sql
 DEFAULT_GAP = timedelta(seconds=SESSION_GAP_SECONDS)  # the stored sessions' gap
 SHORTEST_GAP = timedelta(minutes=1)
 MAX_LIMIT = 1_000_000
+#: `--limit 0`: every row (a LIMIT no table reaches).
+ALL_ROWS = 2**31 - 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,15 +40,20 @@ class Scope:
     Example:
         >>> Scope(host="www.Example.com", sessions_stale=False).params
         {'host': 'example.com'}
-        >>> Scope(limit=0, sessions_stale=False)
+        >>> Scope(limit=0, sessions_stale=False).limit == ALL_ROWS  # 0: every row
+        True
+        >>> Scope(limit=-1, sessions_stale=False)
         Traceback (most recent call last):
         ...
-        logalyse.errors.ConfigError: limit 0 is out of range: from 1 to 1,000,000
+        logalyse.errors.ConfigError: limit -1 is out of range: 0 (all rows), or 1 to 1,000,000
     """
 
     since: datetime | None = None
     until: datetime | None = None
     host: str | None = None
+    #: the host is the site's own (as imports learnt it): requests logged without a host
+    #: (a format without $host) are its too
+    host_is_site: bool = False
     path: str | None = None  # a glob: /blog/*
     include_bots: bool = False
     tz: str = "UTC"
@@ -62,8 +69,13 @@ class Scope:
         check_time_zone(self.tz)
         if self.gap < SHORTEST_GAP:
             raise ConfigError(f"a session gap of {self.gap} is too short: 1 minute at least")
-        if isinstance(self.limit, bool) or not 1 <= self.limit <= MAX_LIMIT:
-            raise ConfigError(f"limit {self.limit!r} is out of range: from 1 to {MAX_LIMIT:,}")
+        if isinstance(self.limit, bool) or not 0 <= self.limit <= MAX_LIMIT:
+            if self.limit != ALL_ROWS:
+                raise ConfigError(
+                    f"limit {self.limit!r} is out of range: 0 (all rows), or 1 to {MAX_LIMIT:,}"
+                )
+        if self.limit == 0:
+            object.__setattr__(self, "limit", ALL_ROWS)
         # An empty period (since == until) is allowed: the one before a period yet to begin.
         if self.since is not None and self.until is not None and self.since > self.until:
             raise ConfigError(
@@ -105,7 +117,8 @@ class Scope:
         if self.until is not None:
             out.append(f"{a}ts < $until" + (f" +{pad}" if pad else ""))
         if self.host:
-            out.append(f"{strip_www_sql(f'lower({a}host)')} = $host")
+            own = f" OR {a}host IS NULL" if self.host_is_site else ""
+            out.append(f"({strip_www_sql(f'lower({a}host)')} = $host{own})")
         if self.path:
             out.append(f"{a}path GLOB $path")
         include = self.include_bots if bots is None else bots
@@ -132,7 +145,21 @@ class Scope:
             return None
         end = self.until or datetime.now(timezone.utc).replace(tzinfo=None)
         length = max(end - self.since, timedelta(0))
-        return replace(self, since=self.since - length, until=self.since, label="previous period")
+        start = self.since - length
+        return replace(self, since=start, until=self.since, label=self.days(start, self.since))
+
+    def days(self, start: datetime, end: datetime) -> str:
+        """The local days from `start` to `end` (UTC instants, `end` excluded), as a label.
+
+        Example:
+            >>> scope = Scope(tz="UTC", sessions_stale=False)
+            >>> scope.days(datetime(2026, 11, 1), datetime(2026, 11, 3))
+            '2026-11-01 to 2026-11-02'
+        """
+        zone = check_time_zone(self.tz)
+        first = start.replace(tzinfo=timezone.utc).astimezone(zone).date()
+        last = (end.replace(tzinfo=timezone.utc) - timedelta(microseconds=1)).astimezone(zone)
+        return str(first) if first == last.date() else f"{first} to {last.date()}"
 
 
 #: What `sessions_from` yields: the `sessions` table's columns, and these two.
@@ -173,7 +200,8 @@ def sessions_from(scope: Scope) -> str:
         out.append("start < $until")
     if stored(scope):
         if scope.host:
-            out.append(f"{strip_www_sql('lower(host)')} = $host")
+            own = " OR host IS NULL" if scope.host_is_site else ""
+            out.append(f"({strip_www_sql('lower(host)')} = $host{own})")
         return f"(SELECT *, {DERIVED} FROM sessions WHERE {' AND '.join(out) or 'TRUE'})"
     # From the requests: those of the period and a day either side (a session that
     # starts in the period may end after it), then keep the sessions starting in it.

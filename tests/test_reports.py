@@ -146,7 +146,8 @@ def test_other_reports_by_hand(crafted: Path) -> None:
     (nf,) = report(crafted, "not-found")
     assert [r[:4] for r in nf.rows] == [("/missing", 1, 1, 0)]
     (st,) = report(crafted, "status")
-    assert [(r[0], r[1]) for r in st.rows] == [(200, 9), (404, 1)]  # humans only
+    # every hit, humans and bots apart (Googlebot's one 200)
+    assert [r[:4] for r in st.rows] == [(200, 10, 9, 1), (404, 1, 1, 0)]
     (pages,) = report(crafted, "pages", limit=3)
     assert pages.rows == [("/", 1, 1), ("/a", 1, 1), ("/b", 1, 1)]
     (pages,) = report(crafted, "pages", include_bots=True)  # Googlebot's / counts too
@@ -396,9 +397,9 @@ def test_json_is_a_list_of_rows_and_csv_has_a_header(crafted: Path, runner: CliR
     assert rows[0].keys() == {"path", "pageviews", "visitors"}
     out = runner.invoke(cli, ["--db", str(crafted), "report", "status", "--format", "csv"]).stdout
     assert list(csv.reader(io.StringIO(out))) == [
-        ["status", "requests", "share"],
-        ["200", "9", "0.9"],
-        ["404", "1", "0.1"],
+        ["status", "requests", "humans", "bots", "share"],
+        ["200", "10", "9", "1", "0.9090909090909091"],
+        ["404", "1", "1", "0", "0.09090909090909091"],
     ]
 
 
@@ -522,7 +523,7 @@ def test_report_checks_its_options_before_reading(tmp_path: Path) -> None:
             ("pages", {"since": "soon"}, "is not a date"),
             ("pages", {"since": "2026-11-03", "until": "2026-11-02"}, "is after"),
             ("pages", {"since": datetime(2026, 11, 2, 12)}, "not a time"),
-            ("pages", {"limit": 0}, "limit 0 is out of range"),
+            ("pages", {"limit": -1}, "limit -1 is out of range"),
             ("sessions", {"gap": timedelta(seconds=59)}, "1 minute at least"),
         ):
             with pytest.raises(ConfigError, match=message):

@@ -137,10 +137,10 @@ def filter_options(fn: F) -> F:
 def limit_option(default: int) -> Callable[[F], F]:
     return click.option(
         "--limit",
-        type=click.IntRange(1, 1_000_000),
+        type=click.IntRange(0, 1_000_000),
         default=default,
         show_default=True,
-        help="Rows per table.",
+        help="Rows per table; 0 for all of them.",
     )
 
 
@@ -181,8 +181,19 @@ def _run_report(name: str, params: dict[str, Any]) -> None:
     from ..reports import report
 
     filters = _filters(params)  # checked before the store is opened
+    tables = REPORT_TABLES.get(name, ())
+    table = params.get("table")
+    fmt = "json" if params["as_json"] else params["format_"].lower()
+    if table is not None and table not in tables:
+        raise click.BadParameter(
+            f"{table!r}: {name} has the tables {', '.join(tables)}", param_hint="--table"
+        )
+    if table is None and fmt in ("csv", "tsv") and len(tables) > 1:
+        table = tables[0]  # one table per CSV: the main one unless told
     with _open_store(read_only=True) as store:
         reports = report(store, name, limit=params["limit"], **filters)
+    if table is not None:
+        reports = [r for r in reports if r.name == table]
     _render(reports, params["format_"], params["as_json"])
 
 
@@ -246,6 +257,17 @@ def _add_report_command(name: str, help_text: str) -> None:
     def command(**params: Any) -> None:
         _run_report(name, params)
 
+    tables = REPORT_TABLES.get(name, ())
+    if len(tables) > 1:
+        help_text += (
+            f" Tables: {', '.join(tables)} (--table NAME shows one; csv and tsv show one, "
+            f"{tables[0]} unless told)."
+        )
+        command = click.option(
+            "--table",
+            type=click.Choice(tables),
+            help="Only this table (csv/tsv: one table per output).",
+        )(command)
     command.__doc__ = help_text
     report_group.command(name, help=help_text, epilog=EXIT_CODES_HELP)(report_options(command))
 
@@ -256,6 +278,13 @@ def _add_report_commands() -> None:
     for name, help_text in REPORT_HELP.items():
         _add_report_command(name, help_text)
 
+
+#: The tables of the reports that have several, main one first (tests check them).
+REPORT_TABLES = {
+    "sessions": ("sessions", "sessions_per_day", "durations", "depth", "entry", "exit"),
+    "referrers": ("sources", "referrers"),
+    "hours": ("hours", "weekdays"),
+}
 
 REPORT_HELP = {
     "overview": "Requests, pageviews, visitors, sessions, bounce rate, bots' share.",

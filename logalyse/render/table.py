@@ -84,6 +84,14 @@ def _numeric(c: Column) -> bool:
     return c.kind in ("int", "float", "pct", "seconds", "mixed", "change")
 
 
+def _pipe_width() -> int:
+    """A pipe's table width: $COLUMNS when set (a script that knows its terminal), else 120."""
+    import os
+
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and 40 <= int(columns) <= 1000 else 120
+
+
 def render_table(reports: Sequence[Report], out: IO[str], *, color: bool | None = None) -> None:
     """Rich tables (no colour in a pipe); a line of explanation instead of an empty table."""
     from rich import box
@@ -98,7 +106,7 @@ def render_table(reports: Sequence[Report], out: IO[str], *, color: bool | None 
         markup=False,
         no_color=None if color is None else not color,
         force_terminal=color,
-        width=None if out.isatty() else 120,
+        width=None if out.isatty() else _pipe_width(),
     )
     for n, report in enumerate(reports):
         if n:
@@ -110,18 +118,32 @@ def render_table(reports: Sequence[Report], out: IO[str], *, color: bool | None 
             title=Text(printable(report.title), style="bold"),
             title_justify="left",
             box=box.SIMPLE_HEAD,
-            show_header=not report.single,
+            show_header=not report.single or len(report.columns) > 2,  # overview's periods
             pad_edge=False,
         )
-        for c in report.columns:
+        rows = list(_cells(report))
+        last = len(report.columns) - 1
+        # A trailing list of paths (top landing pages) is cut with an ellipsis in what the
+        # other columns leave, never wrapped mid-path (all of it is in --format json/csv).
+        cut = last > 0 and not _numeric(report.columns[last]) and report.columns[last].kind != "bar"
+        room = None
+        if cut:
+            widths = [
+                max([len(c.label)] + [len(r[i]) for r in rows]) + 3
+                for i, c in enumerate(report.columns[:last])
+            ]
+            room = max(20, console.width - sum(widths) - 2)
+        for i, c in enumerate(report.columns):
+            trailing = cut and i == last
             table.add_column(
                 Text(c.label),
                 justify="right" if _numeric(c) else "left",
-                overflow="fold",
+                overflow="ellipsis" if trailing else "fold",
                 style="cyan" if c.kind == "bar" else None,
-                no_wrap=c.kind == "bar",
+                no_wrap=c.kind == "bar" or trailing,
+                max_width=room if trailing else None,
             )
-        for cells in _cells(report):
+        for cells in rows:
             table.add_row(*(Text(v) for v in cells))
         console.print(table)
         for note in report.notes:

@@ -17,7 +17,7 @@ from ..enrich import DEFAULT_ASSET_EXTENSIONS, DEFAULT_NON_PAGES
 from ..errors import ConfigError
 from ..model import Report
 from ..scope import DEFAULT_GAP, Scope, period
-from ..store import Store, dirty_window
+from ..store import Store, dirty_window, site_hosts
 from .breakdowns import (
     bots,
     browsers,
@@ -140,6 +140,8 @@ def report(
     with store.attached() as db:
         # An import is running, or one was killed: its sessions are made from the requests.
         scope = replace(scope, sessions_stale=dirty_window(db) is not None)
+        if scope.host and scope.params["host"] in site_hosts(db):
+            scope = replace(scope, host_is_site=True)  # a log without $host: the site's
         return fn(store, scope)
 
 

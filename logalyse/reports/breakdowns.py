@@ -171,7 +171,7 @@ def not_found(store: Store, scope: Scope) -> list[Report]:
     )
     return [
         Report(
-            "not-found",
+            "not_found",
             f"Not found (404), {scope.label}",
             [
                 Column("path", "path"),
@@ -181,23 +181,24 @@ def not_found(store: Store, scope: Scope) -> list[Report]:
                 Column("linked_from_site", "broken link on"),
             ],
             found,
-            [
-                "all requests answered 404, humans and bots apart; a broken link on your own "
-                "site shows its host"
-            ],
+            [f"{HITS_NOTE}; a broken link on your own site shows its host"],
             empty=empty_message("404s", scope),
         )
     ]
 
 
 def status(store: Store, scope: Scope) -> list[Report]:
-    """Requests by HTTP status code."""
+    """Requests by HTTP status code: hits, by humans and by bots (both, whatever
+    --include-bots says), as `not-found` counts them."""
     found = rows(
         store,
         scope,
         f"""
-        SELECT status, count(*) AS requests, count(*) / sum(count(*)) OVER () AS share
-        FROM requests r WHERE {scope.where("r")} GROUP BY 1 ORDER BY 1
+        SELECT status, count(*) AS requests,
+               count(*) FILTER (NOT coalesce(is_bot, FALSE)) AS humans,
+               count(*) FILTER (coalesce(is_bot, FALSE)) AS bots,
+               count(*) / sum(count(*)) OVER () AS share
+        FROM requests r WHERE {scope.where("r", bots=True)} GROUP BY 1 ORDER BY 1
         """,
     )
     return [
@@ -207,14 +208,20 @@ def status(store: Store, scope: Scope) -> list[Report]:
             [
                 Column("status", "status", "int"),
                 Column("requests", "requests", "int"),
+                Column("humans", "humans", "int"),
+                Column("bots", "bots", "int"),
                 Column("share", "share", "pct"),
                 Column("bar", "", "bar", of="requests"),
             ],
             [(*r, None) for r in found],
-            [f"all requests (hits, assets included); {bots_note(scope)}"],
+            [HITS_NOTE],
             empty=empty_message("requests", scope),
         )
     ]
+
+
+#: The rule of the reports that count hits (status, not-found, the overview's requests).
+HITS_NOTE = "hits: every request, assets and bots included (humans and bots apart)"
 
 
 def bots(store: Store, scope: Scope) -> list[Report]:

@@ -34,6 +34,8 @@ def dashboard(store: Store, scope: Scope, *, title: str | None = None) -> Dashbo
     """
     with store.attached() as db:
         scope = replace(scope, sessions_stale=dirty_window(db) is not None)
+        if scope.host and scope.params["host"] in site_hosts(db):
+            scope = replace(scope, host_is_site=True)
         in_scope = scope.where("r", bots=True)
         newest, with_country, requests = db.execute(
             f"SELECT max(ts), count(country), count(*) FROM requests r WHERE {in_scope}",

@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from ..model import Column, Report
 from ..store import Store
 
 #: Per-minute bars cover this many of the window's latest minutes at most.
 _MINUTES_SHOWN = 15
+
+
+#: A store whose newest request is older than this is not called live.
+STALE_AFTER = timedelta(minutes=15)
+
+
+def _ago(age: timedelta) -> str:
+    """`age` in words: 26 days, 3 hours, 40 minutes.
+
+    Example:
+        >>> _ago(timedelta(days=26, hours=5)), _ago(timedelta(hours=3)), _ago(timedelta(minutes=40))
+        ('26 days', '3 hours', '40 minutes')
+    """
+    if age >= timedelta(days=2):
+        return f"{age.days} days"
+    if age >= timedelta(hours=2):
+        return f"{int(age.total_seconds() // 3600)} hours"
+    return f"{int(age.total_seconds() // 60)} minutes"
 
 
 def live(
@@ -23,6 +41,7 @@ def live(
         ...     live(s)[0].record["requests"]
         0
     """
+    clock = datetime.now(timezone.utc).replace(tzinfo=None)
     with store.attached() as db:
         if now is None:
             now = db.execute("SELECT max(ts) FROM requests").fetchall()[0][0]
@@ -65,8 +84,11 @@ def live(
         ("bot_requests", "Bot requests", "int", bots),
     ]
     empty = f"Nothing in the {label}."
+    age = clock - now
+    # Live only when the newest request is recent: a store not fed since says how old it is.
+    title = f"Live: {label}" if age <= STALE_AFTER else f"Not live: {label}, {_ago(age)} ago"
     return [
-        Report.of_record("now", f"Live: {label}", items),
+        Report.of_record("now", title, items),
         Report(
             "minutes",
             "Per minute",

@@ -52,7 +52,7 @@ def overview(store: Store, scope: Scope) -> list[Report]:
     columns = [Column("metric", "", "text"), Column("value", scope.label, "mixed")]
     if before is not None:
         columns += [
-            Column("previous", "previous period", "mixed"),
+            Column("previous", prev_scope.label if prev_scope else "", "mixed"),
             Column("change", "change", "change"),
         ]
     out = []

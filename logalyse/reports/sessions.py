@@ -37,7 +37,7 @@ def sessions(store: Store, scope: Scope) -> list[Report]:
         >>> import tempfile, pathlib
         >>> with Store(pathlib.Path(tempfile.mkdtemp()) / "t.duckdb") as s:
         ...     [r.name for r in sessions(s, Scope(sessions_stale=False))]
-        ['sessions', 'sessions-per-day', 'durations', 'depth', 'entry', 'exit']
+        ['sessions', 'sessions_per_day', 'durations', 'depth', 'entry', 'exit']
     """
     sql = f"CREATE OR REPLACE TEMP TABLE sess AS {sessions_from(scope)}"
     day = scope.local("start")
@@ -100,7 +100,7 @@ def sessions(store: Store, scope: Scope) -> list[Report]:
             empty=empty,
         ),
         Report(
-            "sessions-per-day",
+            "sessions_per_day",
             "Per day",
             [
                 Column("day", "day", "date"),
