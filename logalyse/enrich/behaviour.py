@@ -71,6 +71,52 @@ def mark_machines(
         window = "r.ts >= ? AND r.ts <= ?"
         params = [since - timedelta(days=1), until + timedelta(days=1)]
     ok = "(r.status BETWEEN 200 AND 299 OR r.status = 304) AND r.method = 'GET'"
+    human = f"{window} AND NOT coalesce(r.is_bot, FALSE) AND r.visitor_id IS NOT NULL"
+    (pageviews, share) = db.execute(
+        f"""
+        WITH per AS (  -- whether this site's visitors (of two pageviews or more) load assets
+            SELECT count(*) FILTER (r.is_pageview) AS pageviews,
+                   count(*) FILTER (NOT r.is_pageview AND {ok}) AS assets
+            FROM {schema}requests r WHERE {human} GROUP BY r.visitor_id, r.host
+        )
+        SELECT coalesce(sum(pageviews), 0),
+               coalesce(avg((assets > 0)::INT) FILTER (pageviews >= 2), 0)
+        FROM per
+        """,
+        params,
+    ).fetchall()[0]
+    # Visitors in buckets, each judged whole: memory stays that of one bucket's sort.
+    buckets = max(1, -(-int(pageviews) // BUCKET_PAGEVIEWS))
+    db.execute("CREATE OR REPLACE TEMP TABLE marked_rows (rid BIGINT, reason VARCHAR)")
+    try:
+        for k in range(buckets):
+            bucket = f"hash(r.visitor_id) % {buckets} = {k}" if buckets > 1 else "TRUE"
+            query = _marked_sql(schema, window, bucket, ok, b, float(share))
+            db.execute(f"INSERT INTO marked_rows {query}", params * 2)
+        counts = db.execute("SELECT reason, count(*) FROM marked_rows GROUP BY ALL").fetchall()
+        if counts:
+            from ..quote import sql_literal
+
+            reasons = "CASE m.reason " + " ".join(
+                f"WHEN {sql_literal(k)} THEN {sql_literal(v)}" for k, v in REASONS.items()
+            )
+            db.execute(
+                f"UPDATE {schema}requests AS r SET is_bot = TRUE, is_pageview = FALSE, "
+                f"bot_reason = {reasons} END FROM marked_rows m WHERE r.rowid = m.rid"
+            )
+    finally:
+        db.execute("DROP TABLE IF EXISTS marked_rows")
+    return {str(k): int(n) for k, n in counts}
+
+
+#: Pageviews judged per statement (visitors hashed into buckets of about this many).
+BUCKET_PAGEVIEWS = 100_000
+
+
+def _marked_sql(
+    schema: str, window: str, bucket: str, ok: str, b: Behaviour, asset_share: float
+) -> str:
+    """SQL: (request rowid, reason) of the machines among one bucket of visitors."""
     query = f"""
         WITH h AS (  -- what people sent, as far as their user agents say, in the window
             SELECT r.rowid AS rid, r.visitor_id, coalesce(r.host, '') AS host, r.ts, r.path,
@@ -78,6 +124,7 @@ def mark_machines(
                    NOT r.is_pageview AND {ok} AS is_asset, u.browser, u.os, u.ua
             FROM {schema}requests r LEFT JOIN {schema}user_agents u ON u.id = r.ua_id
             WHERE {window} AND NOT coalesce(r.is_bot, FALSE) AND r.visitor_id IS NOT NULL
+              AND {bucket}
         ),
         pv AS (
             SELECT visitor_id, host, ts, path,
@@ -106,10 +153,6 @@ def mark_machines(
         assets AS (
             SELECT visitor_id, host, count(*) FILTER (is_asset) AS n FROM h GROUP BY ALL
         ),
-        site AS (  -- whether this site's visitors load assets at all
-            SELECT coalesce(avg((a.n > 0)::INT), 0) AS share
-            FROM per p JOIN assets a USING (visitor_id, host) WHERE p.pageviews >= 2
-        ),
         shapes AS (
             SELECT DISTINCT visitor_id, host FROM h
             WHERE coalesce(browser, 'Other') = 'Other' AND coalesce(os, 'Other') = 'Other'
@@ -124,13 +167,14 @@ def mark_machines(
                   AND spread <= $spread * mean_gap
                 UNION ALL
                 SELECT r.visitor_id, r.host, 'repeat' FROM repeats r
-                JOIN assets a USING (visitor_id, host), site
-                WHERE r.top > $repeats AND a.n = 0 AND site.share >= $asset_share
+                JOIN assets a USING (visitor_id, host)
+                WHERE r.top > $repeats AND a.n = 0 AND $share >= $asset_share
                 UNION ALL
                 SELECT visitor_id, host, 'shape' FROM shapes
                 UNION ALL  -- marked by an earlier run: what came since is theirs too
                 SELECT DISTINCT r.visitor_id, coalesce(r.host, ''), {_reason_key("r.bot_reason")}
-                FROM {schema}requests r WHERE {window} AND r.bot_reason IS NOT NULL
+                FROM {schema}requests r
+                WHERE {window} AND r.bot_reason IS NOT NULL AND {bucket}
             ) GROUP BY ALL
         )
         SELECT h.rid, m.reason FROM h JOIN marked m USING (visitor_id, host)
@@ -141,24 +185,10 @@ def mark_machines(
         ("$spread", float(b.regular_spread)),
         ("$repeats", int(b.page_repeats)),
         ("$asset_share", float(b.asset_share)),
+        ("$share", asset_share),
     ):
         query = query.replace(name, repr(value))
-    from ..quote import sql_literal
-
-    reasons = "CASE m.reason " + " ".join(
-        f"WHEN {sql_literal(k)} THEN {sql_literal(v)}" for k, v in REASONS.items()
-    )
-    db.execute(f"CREATE OR REPLACE TEMP TABLE marked_rows AS {query}", params * 2)
-    try:
-        counts = db.execute("SELECT reason, count(*) FROM marked_rows GROUP BY ALL").fetchall()
-        if counts:
-            db.execute(
-                f"UPDATE {schema}requests AS r SET is_bot = TRUE, is_pageview = FALSE, "
-                f"bot_reason = {reasons} END FROM marked_rows m WHERE r.rowid = m.rid"
-            )
-    finally:
-        db.execute("DROP TABLE IF EXISTS marked_rows")
-    return {str(k): int(n) for k, n in counts}
+    return query
 
 
 def _reason_key(column: str) -> str:

@@ -247,6 +247,12 @@ class Importer:
 
     # -- sessions and days ---------------------------------------------------------
 
+    def _mark_machines(self, db: Any, window: tuple[datetime, datetime] | None) -> None:
+        """Machines with a browser's user agent, in the window (`enrich.behaviour`)."""
+        if window is not None:
+            for reason, n in mark_machines(db, *window, self.options.behaviour).items():
+                self.stats.machines[reason] = self.stats.machines.get(reason, 0) + n
+
     def remake_sessions(self) -> None:
         """Make again the sessions of the window the commits marked dirty, in one
         transaction, and clear the mark; before, mark the machines of that window
@@ -260,14 +266,13 @@ class Importer:
         try:
             with self.pipe.db():
                 window = dirty_window(db)
-                if window is not None:  # first, machines with a browser's user agent
-                    for reason, n in mark_machines(db, *window, self.options.behaviour).items():
-                        self.stats.machines[reason] = self.stats.machines.get(reason, 0) + n
                 try:
                     con.execute(f"SET memory_limit = '{limits.REMAKE_MEMORY_LIMIT}'")
+                    self._mark_machines(db, window)
                     remake_dirty_sessions(db)
                 except duckdb.OutOfMemoryException:  # rolled back: the window is still dirty
                     con.execute(f"SET memory_limit = '{self.store.memory_limit}'")
+                    self._mark_machines(db, window)
                     remake_dirty_sessions(db)
         finally:
             con.execute(f"SET memory_limit = '{self.store.memory_limit}'")
