@@ -156,8 +156,14 @@ def generate_lines(
     host: str = "example.com",
     networks: tuple[tuple[str, int], ...] | None = None,
     returning: float = 0.4,
+    realistic: bool = False,
 ) -> Iterator[str]:
     """Yield `n` combined-format lines (without newline), in time order.
+
+    `realistic` gives the cardinalities of a real public 497k-line nginx log (issue 19)
+    rather than the flattering defaults: about 11 distinct requests per 100 lines (a long
+    tail of pages, query strings and versioned assets), 1.2 user agents per 100 lines and
+    1.9 addresses per 100 lines (against 0.6, 0.3 and 4.6 by default).
 
     Client addresses are random public-looking ones, or drawn from `networks`
     (CIDR, weight) when given. `returning` is the share of sessions from a long-tailed
@@ -175,17 +181,33 @@ def generate_lines(
     span = days * 86400.0
     # A population of visitors (address, user agent) with a long-tailed number of visits.
     # Real logs see a few thousand distinct user agents per million lines, not one each.
-    agents = [_ua(r) for _ in range(max(20, min(3000, n // 300)))]
+    agents = [_ua(r) for _ in range(max(20, n // 25 if realistic else min(3000, n // 300)))]
 
     def address() -> str:
         return _ip_in(r, networks) if networks else _ip(r)
 
-    people = [
-        (address(), agents[min(int(r.paretovariate(0.8)) - 1, len(agents) - 1)])
-        for _ in range(max(50, n // 12))
-    ]
+    def agent() -> str:
+        if realistic:
+            return r.choice(agents)
+        return agents[min(int(r.paretovariate(0.8)) - 1, len(agents) - 1)]
+
+    people = [(address(), agent()) for _ in range(max(50, n // (70 if realistic else 12)))]
     bots = [(address(), r.choice(_BOTS)) for _ in range(max(10, n // 400))]
+    scanners = [address() for _ in range(max(10, n // 1000))] if realistic else []
     refs = [x for x, w in _REFERRERS for _ in range(w)]
+    tail = max(100, n // 5)
+
+    def long_tail() -> str:
+        """A page of a site with many: its fixed pages, then numbered ones drawn with a
+        long tail, some with a query string of their own."""
+        if r.random() < 0.35:
+            return r.choice(_PAGES)
+        k = r.randrange(tail) if r.random() < 0.4 else min(int(r.paretovariate(0.35)), tail)
+        page = f"/{r.choice(('post', 'tag', 'item', 'wiki'))}/{k}"
+        if r.random() < 0.2:
+            page += f"?page={r.randrange(2, 40)}&sort={r.choice(('new', 'top'))}"
+        return page
+
     pending: list[tuple[float, int, str]] = []
     seq = 0
 
@@ -209,9 +231,11 @@ def generate_lines(
                 if r.random() < returning
                 else r.choice(people)
             )
+            if realistic and r.random() < 0.15:  # another device behind the same address
+                ua = agent()
             ref = r.choice(refs)
             tt = t
-            page = r.choice(_PAGES)
+            page = long_tail() if realistic else r.choice(_PAGES)
             if r.random() < 0.05:
                 page += r.choice(_CAMPAIGNS)
             for _ in range(1 + int(r.expovariate(0.7))):
@@ -222,13 +246,15 @@ def generate_lines(
                     f'{r.randrange(2000, 40000)} "{ref}" "{ua}"',
                 )
                 for a in r.sample(_ASSETS, r.randrange(0, 4)):
+                    if realistic and r.random() < 0.3:
+                        a += f"?v={r.randrange(40)}"
                     push(
                         tt + r.random(),
                         f'{ip} - - [{{ts}}] "GET {a} HTTP/2.0" {r.choice((200, 304))} '
                         f'{r.randrange(300, 90000)} "https://{host}{page}" "{ua}"',
                     )
                 ref = f"https://{host}{page}"
-                page = r.choice(_PAGES)
+                page = long_tail() if realistic else r.choice(_PAGES)
                 tt += r.expovariate(1 / 90.0) if r.random() < 0.9 else 1900 + r.random() * 600
         elif kind < 0.95:  # a crawler or monitor
             ip, ua = r.choice(bots)
@@ -238,7 +264,7 @@ def generate_lines(
                 f'{ip} - - [{{ts}}] "GET {path} HTTP/1.1" 200 {r.randrange(500, 30000)} "-" "{ua}"',
             )
         else:  # a scanner
-            ip = address()
+            ip = r.choice(scanners) if realistic else address()
             for path in r.sample(_PROBES, r.randrange(1, 4)):
                 push(
                     t,
@@ -433,6 +459,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("lines", type=int, nargs="?", default=0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--days", type=float, default=7.0)
+    parser.add_argument(
+        "--realistic",
+        action="store_true",
+        help="the cardinalities of a real log (many distinct pages and user agents)",
+    )
     parser.add_argument("--samples", metavar="DIR", help="write the bundled sample logs to DIR")
     parser.add_argument(
         "--machines",
@@ -452,7 +483,9 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.stdout.buffer.writelines((line + "\n").encode() for line in lines)
     else:
-        write_log(sys.stdout.buffer, args.lines, seed=args.seed, days=args.days)
+        write_log(
+            sys.stdout.buffer, args.lines, seed=args.seed, days=args.days, realistic=args.realistic
+        )
 
 
 if __name__ == "__main__":
