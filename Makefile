@@ -65,7 +65,7 @@ demo: $(BIN)/.installed
 	@echo "--- the dashboard: $(CURDIR)/.demo/dashboard.html (open it in a browser)"
 
 ## bench: import speed and memory (1M lines; and with a new user agent on every line), reports
-## on a 5M store, tail's memory over a stream,
+## on a 5M store, tail's memory over a stream, issue 19's table beside GoAccess, exports,
 ## and the ceiling: the fastest pipelines DuckDB allows on the same log
 bench: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet maxminddb-geolite2
@@ -77,6 +77,8 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/bench_reports.py
 	$(BIN)/python bench/bench_machines.py
 	$(BIN)/python bench/bench_tail.py --minutes 3
+	$(BIN)/python bench/bench_light.py
+	$(BIN)/python bench/bench_exchange.py
 	$(BIN)/python bench/bench_floor.py
 	$(BIN)/python bench/bench_floor.py --variant bulk --threads 1 --memory-limit 150MB
 

@@ -293,3 +293,57 @@ def config_report(settings: Sequence[Setting], path: object) -> list[Report]:
             [(s.key, shown(s.value), s.origin, env[s.key], helps[s.key]) for s in settings],
         )
     ]
+
+
+# -- shared day keys (several servers, one site) -------------------------------------------
+
+#: A shared seed gives keys for days from this one on unless told (a backfill of old logs).
+SEED_FIRST_DAY = "1970-01-01"
+
+
+def write_shared_seed(path: Path, first_day: str = SEED_FIRST_DAY) -> None:
+    """Write a new shared seed to `path` (0600, a new file: never over one, never through
+    a symlink), to copy to every server of the site and `adopt` there."""
+    import os
+
+    from .keys import new_seed_text
+
+    try:
+        date.fromisoformat(first_day)
+    except ValueError:
+        raise ConfigError(f"{first_day!r} is not a date (YYYY-MM-DD)") from None
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise ConfigError(f"{path} exists: a seed is written to a new file") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(new_seed_text(first_day))
+
+
+def adopt_shared_seed(store: Store, path: Path) -> str:
+    """Take the seed in `path` into the store's key storage, then overwrite `path` with
+    zeros and delete it. Days from the seed's first one that have no key yet get theirs
+    from it; days the store closed already stay closed (the seed moves past them).
+    Returns the first day the seed now gives keys for."""
+    import os
+
+    from .errors import KeyFileError
+    from .keys import _erase, parse_seed_text
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as e:
+        raise KeyFileError(f"cannot read the seed file {path}: {e.strerror}") from e
+    with os.fdopen(fd, "rb") as f:
+        text = f.read(4096).decode("ascii", "replace")
+    day, seed = parse_seed_text(text)
+    keys = store.day_keys()
+    with store.attached() as con:
+        (closed,) = con.execute(
+            "SELECT max(day)::VARCHAR FROM day_keys WHERE closed_at IS NOT NULL"
+        ).fetchall()[0]
+    keys.adopt(day, seed)
+    if closed is not None:
+        keys.destroy([closed])  # moves the seed past the closed days; no key of theirs is left
+    _erase(path)
+    return keys.shared_since or day

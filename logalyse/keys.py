@@ -8,12 +8,20 @@ fills a free slot (`pwrite` + `fsync`); a closed day's slot is overwritten with 
 temporary file, no rename: on a filesystem that writes in place (ext4, xfs), the bytes of a
 destroyed key are gone from the disk. Copy-on-write filesystems (btrfs, zfs), snapshots and
 SSD wear levelling may keep old blocks: put the keys on tmpfs there (`keys_dir`).
+
+Shared keys (several servers, one site): a store that adopted a shared seed derives a
+missing day's key from it instead of drawing one, so that every server holding the same
+seed gives the same visitor the same id. The seed is a one-way ratchet, kept in its own
+slot: `seed(d + 1) = H(seed(d))`, `key(d) = H'(seed(d), d)`; when days close, the slot is
+overwritten in place with the successor of the last closed day, so their keys cannot be
+derived again. A day before the seed's (a late line of a closed day) gets a random key.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import secrets
@@ -22,6 +30,7 @@ import struct
 import threading
 import zlib
 from collections.abc import Iterable
+from datetime import date, timedelta
 from pathlib import Path
 
 from .errors import KeyFileError
@@ -36,6 +45,56 @@ SLOTS_AT_ONCE = 64  # the file grows by this many slots when full (appended: not
 
 def _crc(used: int, day: bytes, key: bytes) -> int:
     return zlib.crc32(bytes([used]) + day + key)
+
+
+#: Slot kinds: a day's key, or the shared seed (its day in the day field).
+KEY_SLOT, SEED_SLOT = 1, 2
+SEED_FILE_MAGIC = "logalyse shared seed 1"
+
+
+def ratchet(seed: bytes, steps: int = 1) -> bytes:
+    """The seed `steps` days later: one-way (BLAKE2b), so earlier seeds cannot be had back."""
+    for _ in range(steps):
+        seed = hashlib.blake2b(seed, digest_size=KEY_BYTES, person=b"logalyse-ratchet").digest()
+    return seed
+
+
+def derive_key(seed: bytes, day: str) -> bytes:
+    """Day `day`'s key from the seed of that very day.
+
+    Example:
+        >>> s = bytes(32)
+        >>> derive_key(ratchet(s, 2), "2026-11-03") == derive_key(ratchet(ratchet(s)), "2026-11-03")
+        True
+    """
+    return hashlib.blake2b(
+        day.encode("ascii"), key=seed, digest_size=KEY_BYTES, person=b"logalyse-daykey"
+    ).digest()
+
+
+def _day_number(day: str) -> int:
+    return date.fromisoformat(day).toordinal()
+
+
+def new_seed_text(day: str) -> str:
+    """A new shared seed for days from `day` on, as `keys init --shared` writes it."""
+    return f"{SEED_FILE_MAGIC}\nday {day}\nseed {secrets.token_hex(KEY_BYTES)}\n"
+
+
+def parse_seed_text(text: str) -> tuple[str, bytes]:
+    """(first day, seed) of a seed file's text; KeyFileError when it is not one."""
+    lines = text.strip().splitlines()
+    try:
+        if lines[0] != SEED_FILE_MAGIC or len(lines) != 3:
+            raise ValueError("not a logalyse shared seed")
+        day = lines[1].removeprefix("day ")
+        date.fromisoformat(day)
+        seed = bytes.fromhex(lines[2].removeprefix("seed "))
+        if len(seed) != KEY_BYTES:
+            raise ValueError("a seed is 32 bytes")
+    except (ValueError, IndexError) as e:
+        raise KeyFileError(f"not a logalyse shared seed file ({e})") from None
+    return day, seed
 
 
 class DayKeys:
@@ -59,6 +118,8 @@ class DayKeys:
         self._legacy: int | None = None  # bytes of a version-1 (JSON) file to convert
         self._lock = threading.Lock()  # parsing threads ask for keys concurrently
         self._ready = False  # stale files cleaned, a legacy file converted
+        self._seed: tuple[str, bytes] | None = None  # (day, its seed) when shared
+        self._seed_slot: int | None = None
         self._load()
 
     # -- reading -------------------------------------------------------------------
@@ -116,9 +177,11 @@ class DayKeys:
         for i in range(self._count):
             used, day, key, crc = SLOT.unpack_from(data, HEADER.size + i * SLOT.size)
             text = day.decode("ascii", "replace")
-            if used == 1 and crc == _crc(used, day, key) and text not in self._keys:
+            if used == KEY_SLOT and crc == _crc(used, day, key) and text not in self._keys:
                 self._keys[text] = key
                 self._slots[text] = i
+            elif used == SEED_SLOT and crc == _crc(used, day, key) and self._seed is None:
+                self._seed, self._seed_slot = (text, key), i
             else:
                 self._free.append(i)  # empty, torn by a crash before use, or a duplicate
 
@@ -164,10 +227,38 @@ class DayKeys:
         self._free.extend(range(self._count, self._count + slots))
         self._count += slots
 
-    def _write_slot(self, fd: int, index: int, day: str, key: bytes) -> None:
+    def _write_slot(self, fd: int, index: int, day: str, key: bytes, kind: int = KEY_SLOT) -> None:
         d = day.encode("ascii")
-        os.pwrite(fd, SLOT.pack(1, d, key, _crc(1, d, key)), HEADER.size + index * SLOT.size)
-        self._slots[day] = index
+        os.pwrite(fd, SLOT.pack(kind, d, key, _crc(kind, d, key)), HEADER.size + index * SLOT.size)
+        if kind == KEY_SLOT:
+            self._slots[day] = index
+
+    def _write_seed(self, day: str, seed: bytes) -> None:
+        """Put the seed in its slot, over the one before (in place: no copy is left)."""
+        if self.path is not None:
+            self._prepare()
+            fd = self._open(os.O_RDWR | os.O_CREAT)
+            try:
+                os.fchmod(fd, 0o600)
+                if self._seed_slot is None:
+                    if not self._free:
+                        self._grow(fd, SLOTS_AT_ONCE)
+                    self._seed_slot = self._free.pop(0)
+                self._write_slot(fd, self._seed_slot, day, seed, SEED_SLOT)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        self._seed = (day, seed)
+
+    @property
+    def shared_since(self) -> str | None:
+        """The first day whose key the shared seed still gives, or None (keys random)."""
+        return self._seed[0] if self._seed else None
+
+    def adopt(self, day: str, seed: bytes) -> None:
+        """Derive the keys of days from `day` on (that have none yet) from a shared seed."""
+        with self._lock:
+            self._write_seed(day, seed)
 
     def days(self) -> list[str]:
         """Days (YYYY-MM-DD) that still have a key."""
@@ -178,7 +269,11 @@ class DayKeys:
         with self._lock:
             k = self._keys.get(day)
             if k is None:
-                k = secrets.token_bytes(KEY_BYTES)
+                if self._seed is not None and day >= self._seed[0]:
+                    start, seed = self._seed
+                    k = derive_key(ratchet(seed, _day_number(day) - _day_number(start)), day)
+                else:
+                    k = secrets.token_bytes(KEY_BYTES)
                 if self.path is not None:
                     self._prepare()
                     fd = self._open(os.O_RDWR | os.O_CREAT)
@@ -194,8 +289,16 @@ class DayKeys:
             return k
 
     def destroy(self, days: Iterable[str]) -> list[str]:
-        """Erase the keys of `days` where they lie; return the days whose key existed."""
+        """Erase the keys of `days` where they lie; return the days whose key existed. A
+        shared seed moves on past the last of them (their keys cannot be derived again)."""
         with self._lock:
+            days = list(days)
+            if self._seed is not None and days:
+                last = max(days)
+                start, seed = self._seed
+                if last >= start:
+                    after = (date.fromisoformat(last) + timedelta(days=1)).isoformat()
+                    self._write_seed(after, ratchet(seed, _day_number(after) - _day_number(start)))
             gone = [d for d in days if d in self._keys]
             if not gone:
                 return []

@@ -7,7 +7,7 @@ group and what commands share; `ingest`, `reports` and `admin` add their command
 
 from __future__ import annotations
 
-from . import admin, ingest, reports  # noqa: F401 - they add their commands to `cli`
+from . import admin, exchange, ingest, reports  # noqa: F401 - they add their commands to `cli`
 from .app import CommandFailed, cli, parse_duration, say
 from .ingest import _import_options
 from .reports import REPORT_HELP

@@ -127,11 +127,28 @@ def filter_options(fn: F) -> F:
             envvar="LOGALYSE_GAP",
             help="Idle time that ends a session.",
         ),
+        click.option(
+            "--from",
+            "from_",
+            multiple=True,
+            metavar="DIR_OR_GLOB",
+            help="Read `logalyse export` directories (repeatable; e.g. one per server) "
+            "instead of the database.",
+        ),
         db_option,
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
+
+
+def _reading(params: dict[str, Any]) -> Store:
+    """The store a report reads: the database, or the exports --from names merged."""
+    if params.get("from_"):
+        from ..exchange import open_exports
+
+        return open_exports(params["from_"])
+    return _open_store(read_only=True)
 
 
 def limit_option(default: int) -> Callable[[F], F]:
@@ -190,7 +207,7 @@ def _run_report(name: str, params: dict[str, Any]) -> None:
         )
     if table is None and fmt in ("csv", "tsv") and len(tables) > 1:
         table = tables[0]  # one table per CSV: the main one unless told
-    with _open_store(read_only=True) as store:
+    with _reading(params) as store:
         reports = report(store, name, limit=params["limit"], **filters)
     if table is not None:
         reports = [r for r in reports if r.name == table]
@@ -247,7 +264,7 @@ def report_dashboard(
       logalyse report dashboard --since yesterday --tz Europe/Paris > today.html
     """
     filters = _filters(params)
-    with _open_store(read_only=True) as store:
+    with _reading(params) as store:
         size = write_dashboard(store, filters, output, limit=limit, title=title)
     if output is not None and not quiet:
         say(f"wrote {_one_line(str(output))} ({size / 1024:,.0f} KiB)")

@@ -25,9 +25,10 @@ def sessionise_sql(where: str = "r.is_pageview", gap: int = SESSION_GAP_SECONDS)
     `where`, in the columns of the `sessions` table.
 
     A session is one visitor's run of requests with no gap over `gap` seconds. One sort
-    (visitor, time, then source and line, so that tied timestamps always give the same
-    answer) finds each session's first and last request; a second pass over those rows
-    only pairs them up. Only the first row carries the source, country and device.
+    (visitor, time, then what the rows hold, so that tied timestamps always give the same
+    answer, however the requests were split into files, servers or imports) finds each
+    session's first and last request; a second pass over those rows only pairs them up.
+    Only the first row carries the source, country and device.
     """
     payload = (
         "r.host, r.path, r.source_kind, r.source_name, r.referrer_host, r.utm_source, "
@@ -53,7 +54,7 @@ def sessionise_sql(where: str = "r.is_pageview", gap: int = SESSION_GAP_SECONDS)
                 FROM requests r LEFT JOIN user_agents u ON r.ua_id = u.id
                 -- Do Not Track / Global Privacy Control: counted, never in a session.
                 WHERE ({where}) AND r.visitor_id IS NOT NULL
-                WINDOW w AS (PARTITION BY r.visitor_id ORDER BY r.ts, r.source_id, r.line_no)
+                WINDOW w AS (PARTITION BY r.visitor_id ORDER BY r.ts, {TIES})
             )
             WHERE new OR last
             WINDOW w2 AS (PARTITION BY visitor_id ORDER BY rn)
@@ -61,6 +62,13 @@ def sessionise_sql(where: str = "r.is_pageview", gap: int = SESSION_GAP_SECONDS)
         WHERE new
     """
 
+
+#: The order of a visitor's pageviews within one second: by what they hold, not by where
+#: they were read (a log line's place is not comparable across servers or files).
+TIES = (
+    "r.path, r.host, r.referrer_host, r.source_kind, r.source_name, r.utm_source, "
+    "r.utm_medium, r.utm_campaign, r.country"
+)
 
 #: Pageviews sessionised per statement: memory stays bounded whatever the store's size.
 SESSION_CHUNK_PAGEVIEWS = 75_000
