@@ -130,7 +130,9 @@ def info(store: Store) -> list[Report]:
             "ORDER BY last_import DESC NULLS LAST, id"
         ).fetchall()
         closed = db.execute("SELECT count(*) FROM day_keys WHERE closed_at IS NOT NULL").fetchall()
-    open_days = store.day_keys().days()
+    keys = store.day_keys()
+    open_days = keys.days()
+    shared = f"shared seed, from {keys.shared_since} on" if keys.shared_since else "random"
     size = store.path.stat().st_size if store.path.exists() else 0
     wal = store.path.with_name(store.path.name + ".wal")
     items: list[tuple[str, str, str, object]] = [
@@ -146,6 +148,7 @@ def info(store: Store) -> list[Report]:
         ("days", "Days with requests", "int", days),
         ("open_day_keys", "Day keys still held", "text", ", ".join(open_days) or "none"),
         ("closed_days", "Days closed (keys destroyed)", "int", closed[0][0]),
+        ("day_keys", "New day keys", "text", shared),
         ("inputs", "Inputs (files and streams)", "int", len(sources)),
     ]
     inputs = Report(

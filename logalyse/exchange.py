@@ -24,6 +24,7 @@ person any more than the store does: visitor ids are the store's keyed hashes, n
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import shutil
@@ -93,8 +94,27 @@ def _fingerprint_sql(table: str, day: str) -> str:
     )
 
 
+#: A directory name may hold 255 bytes: a longer host (only a stranger's Host header is
+#: that long) is cut, with a hash of the whole to keep hosts apart.
+LONGEST_HOST_DIR = 200
+
+
 def _host_dir(host: str | None) -> str:
-    return "host=" + (NULL_PARTITION if host is None else quote(host, safe=""))
+    """The partition directory of `host`, percent-encoded (no `/`, no `..` of its own).
+
+    Example:
+        >>> _host_dir("example.org"), _host_dir("a/../b"), _host_dir(None)
+        ('host=example.org', 'host=a%2F..%2Fb', 'host=__HIVE_DEFAULT_PARTITION__')
+        >>> len(_host_dir("x" * 1000)) <= 255
+        True
+    """
+    if host is None:
+        return "host=" + NULL_PARTITION
+    encoded = quote(host, safe="")
+    if len(encoded) > LONGEST_HOST_DIR:
+        digest = hashlib.blake2b(host.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+        encoded = encoded[: LONGEST_HOST_DIR - 20].rstrip("%0123456789ABCDEF") + "~" + digest
+    return "host=" + encoded
 
 
 def export(
