@@ -32,10 +32,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from .enrich import is_asset_sql, page_request_sql
-from .enrich.behaviour import Behaviour, mark_machines
+from .enrich.behaviour import Behaviour, machine_marks, reason_sql
 from .errors import ConfigError, StoreError
 from .quote import sql_literal
 from .store import SCHEMA_VERSION, TABLES, Store, remake_all_sessions, transaction
@@ -139,56 +140,77 @@ def export(
     done: dict[str, dict[str, str]] = manifest.get("tables", {})
     ua_key = "md5_number_lower(u.ua)"
     with store.attached() as con:
-        for table in tables:
-            if table == "user_agents":
-                (fp,) = con.execute(
-                    "SELECT count(*)::VARCHAR || ':' || "
-                    "coalesce(sum(hash(ua, browser, os, device, is_bot, bot_name))::HUGEINT, 0)"
-                    "::VARCHAR FROM user_agents"
-                ).fetchall()[0]
-                if done.get(table, {}).get("all") == fp:
-                    stats.unchanged += 1
-                    continue
-                cols = ", ".join(c.name for c in TABLES[table] if c.name != "id")
-                stats.rows += _copy(
-                    con,
-                    f"SELECT {ua_key} AS id, {cols} FROM user_agents u ORDER BY id",
-                    [],
-                    out / table / "data.parquet",
-                )
-                done[table] = {"all": fp}
-                stats.days_written[table] = ["all"]
-                continue
-            day_of = "ts" if table == "requests" else "start"
-            now = dict(con.execute(_fingerprint_sql(table, day_of)).fetchall())
-            before = done.get(table, {})
-            first = since.isoformat() if since else ""
-            changed = sorted(d for d, fp in now.items() if d >= first and before.get(d) != fp)
-            gone = sorted(d for d in before if d >= first and d not in now)
-            stats.unchanged += sum(1 for d in now if d >= first and d not in changed)
-            for day in changed:
-                stats.rows += _export_day(con, out, table, day, ua_key)
-                before[day] = now[day]
-                _save(manifest_path, done | {table: before})
-            for day in gone:
-                shutil.rmtree(out / table / f"day={day}", ignore_errors=True)
-                del before[day]
-            done[table] = before
-            if changed:
-                stats.days_written[table] = changed
-            if gone:
-                stats.days_removed[table] = gone
-        (meta_fp,) = con.execute(
-            "SELECT coalesce(string_agg(key || '=' || coalesce(value, ''), ';' ORDER BY key), '') "
-            "FROM meta"
-        ).fetchall()[0]
-        if done.get("meta", {}).get("all") != meta_fp:
-            _copy(
-                con, "SELECT key, value FROM meta ORDER BY key", [], out / "meta" / "data.parquet"
-            )
-            done["meta"] = {"all": meta_fp}
+        # Every step streams (no sort): under a small limit DuckDB drops the blocks of the
+        # file it has read instead of keeping them (a 5M-request store: 174 MiB, not 327).
+        con.execute(f"SET memory_limit = '{EXPORT_MEMORY_LIMIT}'")
+        try:
+            _export_tables(con, out, stats, done, manifest_path, since, tables, ua_key)
+        finally:
+            con.execute(f"SET memory_limit = '{store.memory_limit}'")
     _save(manifest_path, done)
     return stats
+
+
+#: DuckDB's memory for an export (see `export`).
+EXPORT_MEMORY_LIMIT = "100MB"
+
+
+def _export_tables(
+    con: Any,
+    out: Path,
+    stats: ExportStats,
+    done: dict[str, dict[str, str]],
+    manifest_path: Path,
+    since: date | None,
+    tables: Sequence[str],
+    ua_key: str,
+) -> None:
+    for table in tables:
+        if table == "user_agents":
+            (fp,) = con.execute(
+                "SELECT count(*)::VARCHAR || ':' || "
+                "coalesce(sum(hash(ua, browser, os, device, is_bot, bot_name))::HUGEINT, 0)"
+                "::VARCHAR FROM user_agents"
+            ).fetchall()[0]
+            if done.get(table, {}).get("all") == fp:
+                stats.unchanged += 1
+                continue
+            cols = ", ".join(c.name for c in TABLES[table] if c.name != "id")
+            stats.rows += _copy(
+                con,
+                f"SELECT {ua_key} AS id, {cols} FROM user_agents u ORDER BY id",
+                [],
+                out / table / "data.parquet",
+            )
+            done[table] = {"all": fp}
+            stats.days_written[table] = ["all"]
+            continue
+        day_of = "ts" if table == "requests" else "start"
+        now = dict(con.execute(_fingerprint_sql(table, day_of)).fetchall())
+        before = done.get(table, {})
+        first = since.isoformat() if since else ""
+        changed = sorted(d for d, fp in now.items() if d >= first and before.get(d) != fp)
+        gone = sorted(d for d in before if d >= first and d not in now)
+        stats.unchanged += sum(1 for d in now if d >= first and d not in changed)
+        for day in changed:
+            stats.rows += _export_day(con, out, table, day, ua_key)
+            before[day] = now[day]
+            _save(manifest_path, done | {table: before})
+        for day in gone:
+            shutil.rmtree(out / table / f"day={day}", ignore_errors=True)
+            del before[day]
+        done[table] = before
+        if changed:
+            stats.days_written[table] = changed
+        if gone:
+            stats.days_removed[table] = gone
+    (meta_fp,) = con.execute(
+        "SELECT coalesce(string_agg(key || '=' || coalesce(value, ''), ';' ORDER BY key), '') "
+        "FROM meta"
+    ).fetchall()[0]
+    if done.get("meta", {}).get("all") != meta_fp:
+        _copy(con, "SELECT key, value FROM meta ORDER BY key", [], out / "meta" / "data.parquet")
+        done["meta"] = {"all": meta_fp}
 
 
 def _export_day(con: object, out: Path, table: str, day: str, ua_key: str) -> int:
@@ -199,8 +221,7 @@ def _export_day(con: object, out: Path, table: str, day: str, ua_key: str) -> in
         cols = ", ".join(c.name for c in TABLES[table])
         return _copy(
             con,
-            f"SELECT {cols} FROM sessions WHERE start >= $1 AND start < $2 "
-            "ORDER BY start, visitor_id",
+            f"SELECT {cols} FROM sessions WHERE start >= $1 AND start < $2",
             params,
             day_dir / "data.parquet",
         )
@@ -222,7 +243,7 @@ def _export_day(con: object, out: Path, table: str, day: str, ua_key: str) -> in
         rows += _copy(
             con,
             f"SELECT {cols} FROM requests r LEFT JOIN user_agents u ON u.id = r.ua_id "
-            f"WHERE r.ts >= $1 AND r.ts < $2 AND {where} ORDER BY r.ts, r.source_id, r.line_no",
+            f"WHERE r.ts >= $1 AND r.ts < $2 AND {where}",  # in stored order: no sort
             params if host is None else [*params, host],
             day_dir / _host_dir(host) / "data.parquet",
         )
@@ -269,63 +290,72 @@ def _files(dirs: Sequence[Path], table: str) -> list[str]:
 
 
 def open_exports(sources: Sequence[str], behaviour: Behaviour | None = None) -> Store:
-    """One store, in memory, of the requests of every export `sources` name (directories
-    or globs, e.g. one per server): the user agents merged by their text, machines marked
-    again over the merged requests (a visitor's requests may be spread over servers), and
-    sessions made again across them. Reports and the dashboard take it as they take a
-    store read from a file."""
+    """One store, in memory, over every export `sources` name (directories or globs, e.g.
+    one per server), which reports and the dashboard take as they take a store read from
+    a file. The requests stay in the Parquet files (views read them: memory does not grow
+    with them); the user agents are merged by their text; machines with a browser's user
+    agent are judged again over the merged requests (a visitor's requests may be spread
+    over servers); sessions are made again across them."""
     dirs = find_exports(sources)
     store = Store(":memory:")
     con = store.attach()
     requests, agents = _files(dirs, "requests"), _files(dirs, "user_agents")
+    con.execute("DROP TABLE requests")
+    con.execute(
+        "CREATE TABLE ua_ids (ext UBIGINT, id INTEGER)"
+        if not agents
+        else "CREATE TABLE ua_ids AS SELECT id AS ext, (row_number() OVER (ORDER BY id))::INTEGER "
+        f"AS id FROM (SELECT DISTINCT id FROM read_parquet({_list(agents)}))"
+    )
+    if agents:
+        ua_cols = ", ".join(c.name for c in TABLES["user_agents"] if c.name != "id")
+        con.execute(
+            f"INSERT INTO user_agents BY NAME SELECT m.id, {ua_cols} FROM "
+            f"(SELECT DISTINCT ON (id) * FROM read_parquet({_list(agents)})) a "
+            "JOIN ua_ids m ON m.ext = a.id"
+        )
+    cols = [c for c in TABLES["requests"] if c.name not in ("ua_id", "host")]
+    if requests:
+        source = (
+            f"read_parquet({_list(requests)}, hive_partitioning = true, "
+            "hive_types = {'day': DATE, 'host': VARCHAR}) r LEFT JOIN ua_ids m ON m.ext = r.ua_id"
+        )
+        names = ", ".join(f"r.{c.name}" for c in cols) + ", r.host, m.id AS ua_id"
+    else:  # no requests at all: an empty view of the right shape
+        source = "(SELECT 1) WHERE FALSE"
+        names = ", ".join(f"NULL::{c.type.split()[0]} AS {c.name}" for c in TABLES["requests"])
+    # Each server's behaviour marks undone (a request back as its user agent says)...
+    page = page_request_sql("r.method", "r.status", is_asset_sql("r.path"))
+    by_agent = "coalesce(u.is_bot, FALSE)"
+    con.execute(
+        f"""CREATE VIEW exported AS SELECT r.* EXCLUDE (is_bot, is_pageview, bot_reason),
+            CASE WHEN r.bot_reason IS NULL THEN r.is_bot ELSE {by_agent} END AS is_bot,
+            CASE WHEN r.bot_reason IS NULL THEN r.is_pageview
+                 ELSE NOT {by_agent} AND {page} END AS is_pageview,
+            NULL::VARCHAR AS bot_reason
+        FROM (SELECT {names} FROM {source}) r LEFT JOIN user_agents u ON u.id = r.ua_id"""
+    )
+    # ... and machines judged again over them all.
+    marks = machine_marks(con, "exported", "user_agents", behaviour)
+    con.execute(
+        f"""CREATE VIEW requests AS SELECT e.* EXCLUDE (is_bot, is_pageview, bot_reason),
+            e.is_bot OR m.reason IS NOT NULL AS is_bot,
+            e.is_pageview AND m.reason IS NULL AS is_pageview,
+            {reason_sql("m.reason")} AS bot_reason
+        FROM exported e LEFT JOIN {marks} m
+          ON NOT e.is_bot AND m.visitor_id = e.visitor_id AND m.host = coalesce(e.host, '')"""
+    )
+    meta = [str(d / "meta" / "data.parquet") for d in dirs if (d / "meta").is_dir()]
+    if meta:
+        con.execute(
+            "INSERT INTO meta SELECT 'site_hosts', string_agg(DISTINCT h, ',' ORDER BY h) "
+            f"FROM (SELECT unnest(string_split(value, ',')) AS h FROM read_parquet({_list(meta)}) "
+            "WHERE key = 'site_hosts') WHERE h <> '' HAVING count(*) > 0"
+        )
     with transaction(con):
-        if agents:
-            con.execute(
-                "CREATE TEMP TABLE ua_ids AS SELECT id AS ext, row_number() OVER (ORDER BY id) "
-                "AS id FROM (SELECT DISTINCT id FROM read_parquet($1))",
-                [agents],
-            )
-            ua_cols = ", ".join(c.name for c in TABLES["user_agents"] if c.name != "id")
-            con.execute(
-                f"INSERT INTO user_agents BY NAME SELECT m.id, {ua_cols} FROM "
-                "(SELECT DISTINCT ON (id) * FROM read_parquet($1)) a "
-                "JOIN ua_ids m ON m.ext = a.id",
-                [agents],
-            )
-        if requests:
-            cols = ", ".join(
-                f"r.{c.name}" for c in TABLES["requests"] if c.name not in ("ua_id", "host")
-            )
-            ua = "m.id AS ua_id" if agents else "NULL AS ua_id"
-            join = "LEFT JOIN ua_ids m ON m.ext = r.ua_id" if agents else ""
-            con.execute(
-                f"INSERT INTO requests BY NAME SELECT {cols}, r.host, {ua} "
-                "FROM read_parquet($1, hive_partitioning = true, "
-                "hive_types = {'day': DATE, 'host': VARCHAR}) r " + join,
-                [requests],
-            )
-        meta = [str(d / "meta" / "data.parquet") for d in dirs if (d / "meta").is_dir()]
-        if meta:
-            con.execute(
-                "INSERT INTO meta SELECT 'site_hosts', string_agg(DISTINCT h, ',' ORDER BY h) "
-                "FROM (SELECT unnest(string_split(value, ',')) AS h FROM read_parquet($1) "
-                "WHERE key = 'site_hosts') WHERE h <> '' HAVING count(*) > 0",
-                [meta],
-            )
-        _mark_again(con, behaviour or Behaviour())
         remake_all_sessions(con)
-    con.execute("DROP TABLE IF EXISTS ua_ids")
     return store
 
 
-def _mark_again(con: object, behaviour: Behaviour) -> None:
-    """Undo each server's behaviour marks (made from its share of a visitor's requests)
-    and mark machines again over all of them: as one store that read the whole log would.
-    A request's page rule is the default one here (a server's --asset-ext is not known)."""
-    page = page_request_sql("r.method", "r.status", is_asset_sql("r.path"))
-    by_agent = "coalesce((SELECT u.is_bot FROM user_agents u WHERE u.id = r.ua_id), FALSE)"
-    con.execute(  # type: ignore[attr-defined]
-        f"UPDATE requests AS r SET bot_reason = NULL, is_bot = {by_agent}, "
-        f"is_pageview = NOT {by_agent} AND {page} WHERE r.bot_reason IS NOT NULL"
-    )
-    mark_machines(con, behaviour=behaviour)
+def _list(paths: Sequence[str]) -> str:
+    return "[" + ", ".join(sql_literal(p) for p in paths) + "]"

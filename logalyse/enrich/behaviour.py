@@ -70,39 +70,17 @@ def mark_machines(
     if since is not None and until is not None:
         window = "r.ts >= ? AND r.ts <= ?"
         params = [since - timedelta(days=1), until + timedelta(days=1)]
-    ok = "(r.status BETWEEN 200 AND 299 OR r.status = 304) AND r.method = 'GET'"
-    human = f"{window} AND NOT coalesce(r.is_bot, FALSE) AND r.visitor_id IS NOT NULL"
-    (pageviews, share) = db.execute(
-        f"""
-        WITH per AS (  -- whether this site's visitors (of two pageviews or more) load assets
-            SELECT count(*) FILTER (r.is_pageview) AS pageviews,
-                   count(*) FILTER (NOT r.is_pageview AND {ok}) AS assets
-            FROM {schema}requests r WHERE {human} GROUP BY r.visitor_id, r.host
-        )
-        SELECT coalesce(sum(pageviews), 0),
-               coalesce(avg((assets > 0)::INT) FILTER (pageviews >= 2), 0)
-        FROM per
-        """,
-        params,
-    ).fetchall()[0]
-    # Visitors in buckets, each judged whole: memory stays that of one bucket's sort.
-    buckets = max(1, -(-int(pageviews) // BUCKET_PAGEVIEWS))
     db.execute("CREATE OR REPLACE TEMP TABLE marked_rows (rid BIGINT, reason VARCHAR)")
     try:
-        for k in range(buckets):
-            bucket = f"hash(r.visitor_id) % {buckets} = {k}" if buckets > 1 else "TRUE"
-            query = _marked_sql(schema, window, bucket, ok, b, float(share))
+        for query in _bucket_queries(
+            db, f"{schema}requests", f"{schema}user_agents", window, params, b
+        ):
             db.execute(f"INSERT INTO marked_rows {query}", params * 2)
         counts = db.execute("SELECT reason, count(*) FROM marked_rows GROUP BY ALL").fetchall()
         if counts:
-            from ..quote import sql_literal
-
-            reasons = "CASE m.reason " + " ".join(
-                f"WHEN {sql_literal(k)} THEN {sql_literal(v)}" for k, v in REASONS.items()
-            )
             db.execute(
                 f"UPDATE {schema}requests AS r SET is_bot = TRUE, is_pageview = FALSE, "
-                f"bot_reason = {reasons} END FROM marked_rows m WHERE r.rowid = m.rid"
+                f"bot_reason = {reason_sql('m.reason')} FROM marked_rows m WHERE r.rowid = m.rid"
             )
     finally:
         db.execute("DROP TABLE IF EXISTS marked_rows")
@@ -111,18 +89,95 @@ def mark_machines(
 
 #: Pageviews judged per statement (visitors hashed into buckets of about this many).
 BUCKET_PAGEVIEWS = 100_000
+_OK = "(r.status BETWEEN 200 AND 299 OR r.status = 304) AND r.method = 'GET'"
+
+
+def _bucket_queries(
+    db: Any,
+    requests: str,
+    agents: str,
+    window: str,
+    params: list[Any],
+    b: Behaviour,
+    *,
+    visitors: bool = False,
+) -> list[str]:
+    """The statements that judge the window's visitors, one per bucket of visitors (each
+    judged whole: memory stays that of one bucket's sort). Each selects (request rowid,
+    reason), or with `visitors` (visitor_id, host, reason)."""
+    human = f"{window} AND NOT coalesce(r.is_bot, FALSE) AND r.visitor_id IS NOT NULL"
+    (pageviews, share) = db.execute(
+        f"""
+        WITH per AS (  -- whether this site's visitors (of two pageviews or more) load assets
+            SELECT count(*) FILTER (r.is_pageview) AS pageviews,
+                   count(*) FILTER (NOT r.is_pageview AND {_OK}) AS assets
+            FROM {requests} r WHERE {human} GROUP BY r.visitor_id, r.host
+        )
+        SELECT coalesce(sum(pageviews), 0),
+               coalesce(avg((assets > 0)::INT) FILTER (pageviews >= 2), 0)
+        FROM per
+        """,
+        params,
+    ).fetchall()[0]
+    buckets = max(1, -(-int(pageviews) // BUCKET_PAGEVIEWS))
+    return [
+        _marked_sql(
+            requests,
+            agents,
+            window,
+            f"hash(r.visitor_id) % {buckets} = {k}" if buckets > 1 else "TRUE",
+            b,
+            float(share),
+            visitors=visitors,
+        )
+        for k in range(buckets)
+    ]
+
+
+def machine_marks(db: Any, requests: str, agents: str, behaviour: Behaviour | None = None) -> str:
+    """Judge every visitor of `requests` (a table or a view) and keep the machines in a
+    temporary table, (visitor_id, host, reason) with host '' for none: for a reader that
+    cannot mark rows in place (exports read with --from). Returns the table's name."""
+    db.execute(
+        "CREATE OR REPLACE TEMP TABLE machine_marks (visitor_id INTEGER, host VARCHAR, "
+        "reason VARCHAR)"
+    )
+    for query in _bucket_queries(db, requests, agents, "TRUE", [], behaviour or Behaviour(),
+                                 visitors=True):  # fmt: skip
+        db.execute(f"INSERT INTO machine_marks {query}")
+    return "machine_marks"
+
+
+def reason_sql(key: str) -> str:
+    """SQL: the stored reason (`(behaviour: rate)`) of a short key column (`rate`)."""
+    from ..quote import sql_literal
+
+    return (
+        f"CASE {key} "
+        + " ".join(f"WHEN {sql_literal(k)} THEN {sql_literal(v)}" for k, v in REASONS.items())
+        + " END"
+    )
 
 
 def _marked_sql(
-    schema: str, window: str, bucket: str, ok: str, b: Behaviour, asset_share: float
+    requests: str,
+    agents: str,
+    window: str,
+    bucket: str,
+    b: Behaviour,
+    asset_share: float,
+    *,
+    visitors: bool = False,
 ) -> str:
-    """SQL: (request rowid, reason) of the machines among one bucket of visitors."""
+    """SQL: (request rowid, reason) of the machines among one bucket of visitors; with
+    `visitors`, (visitor_id, host, reason)."""
+    ok, rid = _OK, "NULL" if visitors else "r.rowid"
     query = f"""
         WITH h AS (  -- what people sent, as far as their user agents say, in the window
-            SELECT r.rowid AS rid, r.visitor_id, coalesce(r.host, '') AS host, r.ts, r.path,
+            SELECT {rid} AS rid, r.visitor_id, coalesce(r.host, '') AS host, r.ts, r.path,
                    r.is_pageview,
                    NOT r.is_pageview AND {ok} AS is_asset, u.browser, u.os, u.ua
-            FROM {schema}requests r LEFT JOIN {schema}user_agents u ON u.id = r.ua_id
+            FROM {requests} r LEFT JOIN {agents} u ON u.id = r.ua_id
             WHERE {window} AND NOT coalesce(r.is_bot, FALSE) AND r.visitor_id IS NOT NULL
               AND {bucket}
         ),
@@ -173,12 +228,16 @@ def _marked_sql(
                 SELECT visitor_id, host, 'shape' FROM shapes
                 UNION ALL  -- marked by an earlier run: what came since is theirs too
                 SELECT DISTINCT r.visitor_id, coalesce(r.host, ''), {_reason_key("r.bot_reason")}
-                FROM {schema}requests r
+                FROM {requests} r
                 WHERE {window} AND r.bot_reason IS NOT NULL AND {bucket}
             ) GROUP BY ALL
         )
-        SELECT h.rid, m.reason FROM h JOIN marked m USING (visitor_id, host)
     """
+    query += (
+        "SELECT visitor_id, host, reason FROM marked"
+        if visitors
+        else "SELECT h.rid, m.reason FROM h JOIN marked m USING (visitor_id, host)"
+    )
     for name, value in (
         ("$rate", int(b.hourly_pageviews)),
         ("$regular", int(b.regular_pageviews)),
