@@ -287,3 +287,34 @@ def test_seed_file_is_refused_when_it_is_not_one(tmp_path: Path) -> None:
     with pytest.raises(KeyFileError, match="32 bytes"):
         parse_seed_text(bad.read_text())
     assert os.path.exists(bad)
+
+
+def test_an_export_holds_no_address(tmp_path: Path) -> None:
+    """The hostile corpus (addresses hidden in requests, referrers, user agents, campaign
+    values) and its clients: none in any column of any exported file, nor in its bytes."""
+    import ipaddress
+
+    from .test_hostile import ADDRESSES, HIDDEN
+
+    log = tmp_path / "access.log"
+    log.write_text("".join(HIDDEN))
+    with Store(tmp_path / "db.duckdb") as store:
+        ingest(store, [log])
+        export(store, tmp_path / "out")
+    forms = {f"198.51.100.{i}" for i in range(1, 10)}
+    for a in ADDRESSES:
+        ip = ipaddress.ip_address(a)
+        forms |= {a, str(ip), ip.exploded}
+    files = [str(p) for p in (tmp_path / "out").rglob("*.parquet")]
+    con = duckdb.connect()
+    text = " ".join(
+        str(row)
+        for f in files
+        for row in con.execute("SELECT * FROM read_parquet($1)", [f]).fetchall()
+    )
+    assert not [f for f in forms if f in text]
+    for f in (tmp_path / "out").rglob("*"):
+        if f.is_file():
+            data = f.read_bytes()
+            assert not [a for a in forms if a.encode() in data], f
+    assert "x.x.x.x" in text  # the masked forms are there: the scan read the text
