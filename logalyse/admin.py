@@ -340,13 +340,15 @@ def adopt_shared_seed(store: Store, path: Path) -> str:
     with os.fdopen(fd, "rb") as f:
         text = f.read(4096).decode("ascii", "replace")
     day, seed = parse_seed_text(text)
-    keys = store.day_keys()
-    with store.attached() as con:
+    # Under the writer lock: an import or tail writing a day key meanwhile could take the
+    # same free slot of the key file.
+    with store.writer_lock(nothing="the seed was not adopted"), store.attached() as con:
         (closed,) = con.execute(
             "SELECT max(day)::VARCHAR FROM day_keys WHERE closed_at IS NOT NULL"
         ).fetchall()[0]
-    keys.adopt(day, seed)
-    if closed is not None:
-        keys.destroy([closed])  # moves the seed past the closed days; no key of theirs is left
+        keys = store.day_keys()
+        keys.adopt(day, seed)
+        if closed is not None:
+            keys.destroy([closed])  # moves the seed past the closed days: none of their keys
     _erase(path)
     return keys.shared_since or day

@@ -318,3 +318,17 @@ def test_an_export_holds_no_address(tmp_path: Path) -> None:
             data = f.read_bytes()
             assert not [a for a in forms if a.encode() in data], f
     assert "x.x.x.x" in text  # the masked forms are there: the scan read the text
+
+
+def test_adopt_waits_for_a_writer_and_keeps_the_seed_file_when_it_cannot(
+    tmp_path: Path, runner: CliRunner
+) -> None:
+    seed, db = tmp_path / "seed", tmp_path / "db.duckdb"
+    write_shared_seed(seed)
+    with Store(db) as store, store.writer_lock():  # an import or a tail, writing
+        result = runner.invoke(
+            cli, ["--db", str(db), "keys", "adopt", "--lock-timeout", "0.2", str(seed)]
+        )
+    assert result.exit_code == 4, result.output
+    assert "the seed was not adopted" in result.output and seed.exists()
+    assert DayKeys(Path(str(db) + ".keys")).shared_since is None

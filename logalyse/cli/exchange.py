@@ -26,10 +26,14 @@ def export_command(
     directory: Path, since: str | None, tables: str, lock_timeout: float, quiet: bool
 ) -> None:
     """Write the store as hive-partitioned Parquet (zstd) that DuckDB, ClickHouse, Spark
-    or pandas read as it is: requests/day=YYYY-MM-DD/host=HOST/data.parquet, sessions,
-    user_agents. Only days changed since the last export are written again, each file
-    replaced atomically; a rerun writes nothing. `logalyse report --from DIR` reads it
-    (several exports at once: one per server).
+    or pandas read as it is. Only days changed since the last export are written again,
+    each file replaced atomically; a rerun writes nothing. `logalyse report --from DIR`
+    reads it (several exports at once: one per server).
+
+    \b
+    DIRECTORY/requests/day=YYYY-MM-DD/host=HOST/data.parquet
+    DIRECTORY/sessions/day=YYYY-MM-DD/data.parquet
+    DIRECTORY/user_agents/data.parquet
 
     \b
     Examples:
