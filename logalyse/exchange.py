@@ -132,19 +132,30 @@ def export(
         manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     except (OSError, ValueError) as e:
         raise StoreError(f"cannot read {manifest_path}: {e}") from e
-    if manifest.get("schema_version") not in (None, SCHEMA_VERSION):
-        manifest = {}  # another version's export: written again whole
-    done: dict[str, dict[str, str]] = manifest.get("tables", {})
     ua_key = "md5_number_lower(u.ua)"
     with store.attached() as con:
+        # The store an export is of: its id (a store made before ids: when it was made).
+        (owner,) = con.execute(
+            "SELECT coalesce(max(value) FILTER (key = 'store_id'), "
+            "'created ' || max(value) FILTER (key = 'created_at'), '') FROM meta"
+        ).fetchall()[0]
+        if manifest.get("store", owner) != owner:
+            raise ConfigError(
+                f"{out} holds the export of another store ({manifest['store']}): export "
+                "each store to a directory of its own (e.g. /mnt/stats/$(hostname))"
+            )
+        if manifest.get("schema_version") not in (None, SCHEMA_VERSION):
+            manifest = {}  # another version's export: written again whole
+        done: dict[str, dict[str, str]] = manifest.get("tables", {})
+
         # Every step streams (no sort): under a small limit DuckDB drops the blocks of the
         # file it has read instead of keeping them (a 5M-request store: 174 MiB, not 327).
         con.execute(f"SET memory_limit = '{EXPORT_MEMORY_LIMIT}'")
         try:
-            _export_tables(con, out, stats, done, manifest_path, since, tables, ua_key)
+            _export_tables(con, out, stats, done, manifest_path, owner, since, tables, ua_key)
         finally:
             con.execute(f"SET memory_limit = '{store.memory_limit}'")
-    _save(manifest_path, done)
+    _save(manifest_path, owner, done)
     return stats
 
 
@@ -158,6 +169,7 @@ def _export_tables(
     stats: ExportStats,
     done: dict[str, dict[str, str]],
     manifest_path: Path,
+    owner: str,
     since: date | None,
     tables: Sequence[str],
     ua_key: str,
@@ -191,7 +203,7 @@ def _export_tables(
         for day in changed:
             stats.rows += _export_day(con, out, table, day, ua_key)
             before[day] = now[day]
-            _save(manifest_path, done | {table: before})
+            _save(manifest_path, owner, done | {table: before})
         for day in gone:
             shutil.rmtree(out / table / f"day={day}", ignore_errors=True)
             del before[day]
@@ -250,9 +262,11 @@ def _export_day(con: Any, out: Path, table: str, day: str, ua_key: str) -> int:
     return rows
 
 
-def _save(path: Path, done: dict[str, dict[str, str]]) -> None:
+def _save(path: Path, owner: str, done: dict[str, dict[str, str]]) -> None:
+    """Write the manifest (atomically): the schema, the store it is of, what was written."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"schema_version": SCHEMA_VERSION, "tables": done}, indent=1))
+    doc = {"schema_version": SCHEMA_VERSION, "store": owner, "tables": done}
+    tmp.write_text(json.dumps(doc, indent=1))
     os.replace(tmp, path)
 
 

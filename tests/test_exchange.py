@@ -332,3 +332,17 @@ def test_adopt_waits_for_a_writer_and_keeps_the_seed_file_when_it_cannot(
     assert result.exit_code == 4, result.output
     assert "the seed was not adopted" in result.output and seed.exists()
     assert DayKeys(Path(str(db) + ".keys")).shared_since is None
+
+
+def test_two_stores_exporting_to_one_directory_is_refused(tmp_path: Path) -> None:
+    """Each server exports to a directory of its own: a second store's export into the
+    first's would remove the days it does not have."""
+    out = tmp_path / "shared"
+    with Store(tmp_path / "web1.duckdb") as web1, Store(tmp_path / "web2.duckdb") as web2:
+        ingest(web1, [REAL])
+        ingest(web2, [REAL])
+        export(web1, out)
+        with pytest.raises(ConfigError, match="holds the export of another store"):
+            export(web2, out)
+        assert export(web1, out).rows == 0  # its own: fine
+    assert json.loads((out / MANIFEST).read_text())["store"]

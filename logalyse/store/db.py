@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import os
 import random
+import secrets
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -280,8 +281,9 @@ class Store:
                     create_tables(self.con)
                     self.con.execute(
                         "INSERT INTO meta VALUES ('schema_version', ?), "
-                        "('created_at', strftime(now(), '%Y-%m-%dT%H:%M:%SZ'))",
-                        [str(SCHEMA_VERSION)],
+                        "('created_at', strftime(now(), '%Y-%m-%dT%H:%M:%SZ')), "
+                        "('store_id', ?)",  # which store an export is of
+                        [str(SCHEMA_VERSION), secrets.token_hex(8)],
                     )
             except duckdb.Error as e:
                 raise StoreError(f"creating {self.path} failed: {e}") from e
