@@ -64,128 +64,122 @@ def mark_machines(
     `db` is a connection on which `{schema}requests` and `{schema}user_agents` are the
     store's tables (`schema`: "db." for the importer's, which attaches the store as `db`).
     """
-    b = behaviour or Behaviour()
     window = "TRUE"
     params: list[Any] = []
     if since is not None and until is not None:
         window = "r.ts >= ? AND r.ts <= ?"
         params = [since - timedelta(days=1), until + timedelta(days=1)]
-    db.execute("CREATE OR REPLACE TEMP TABLE marked_rows (rid BIGINT, reason VARCHAR)")
+    requests = f"{schema}requests"
+    marks = _judge(db, requests, f"{schema}user_agents", window, params, behaviour or Behaviour())
     try:
-        for query in _bucket_queries(
-            db, f"{schema}requests", f"{schema}user_agents", window, params, b
-        ):
-            db.execute(f"INSERT INTO marked_rows {query}", params * 2)
+        db.execute(
+            "CREATE OR REPLACE TEMP TABLE marked_rows AS "
+            f"SELECT r.rowid AS rid, m.reason FROM {requests} r JOIN {marks} m "
+            "ON m.visitor_id = r.visitor_id AND m.host = coalesce(r.host, '') "
+            f"WHERE {_human(window)}",
+            params,
+        )
         counts = db.execute("SELECT reason, count(*) FROM marked_rows GROUP BY ALL").fetchall()
         if counts:
             db.execute(
-                f"UPDATE {schema}requests AS r SET is_bot = TRUE, is_pageview = FALSE, "
+                f"UPDATE {requests} AS r SET is_bot = TRUE, is_pageview = FALSE, "
                 f"bot_reason = {reason_sql('m.reason')} FROM marked_rows m WHERE r.rowid = m.rid"
             )
     finally:
         db.execute("DROP TABLE IF EXISTS marked_rows")
+        db.execute(f"DROP TABLE IF EXISTS {marks}")
     return {str(k): int(n) for k, n in counts}
-
-
-#: Pageviews judged per statement (visitors hashed into buckets of about this many).
-BUCKET_PAGEVIEWS = 100_000
-_OK = "(r.status BETWEEN 200 AND 299 OR r.status = 304) AND r.method = 'GET'"
-
-
-def _bucket_queries(
-    db: Any,
-    requests: str,
-    agents: str,
-    window: str,
-    params: list[Any],
-    b: Behaviour,
-    *,
-    visitors: bool = False,
-) -> list[str]:
-    """The statements that judge the window's visitors, one per bucket of visitors (each
-    judged whole: memory stays that of one bucket's sort). Each selects (request rowid,
-    reason), or with `visitors` (visitor_id, host, reason)."""
-    human = f"{window} AND NOT coalesce(r.is_bot, FALSE) AND r.visitor_id IS NOT NULL"
-    (pageviews, share) = db.execute(
-        f"""
-        WITH per AS (  -- whether this site's visitors (of two pageviews or more) load assets
-            SELECT count(*) FILTER (r.is_pageview) AS pageviews,
-                   count(*) FILTER (NOT r.is_pageview AND {_OK}) AS assets
-            FROM {requests} r WHERE {human} GROUP BY r.visitor_id, r.host
-        )
-        SELECT coalesce(sum(pageviews), 0),
-               coalesce(avg((assets > 0)::INT) FILTER (pageviews >= 2), 0)
-        FROM per
-        """,
-        params,
-    ).fetchall()[0]
-    buckets = max(1, -(-int(pageviews) // BUCKET_PAGEVIEWS))
-    return [
-        _marked_sql(
-            requests,
-            agents,
-            window,
-            f"hash(r.visitor_id) % {buckets} = {k}" if buckets > 1 else "TRUE",
-            b,
-            float(share),
-            visitors=visitors,
-        )
-        for k in range(buckets)
-    ]
 
 
 def machine_marks(db: Any, requests: str, agents: str, behaviour: Behaviour | None = None) -> str:
     """Judge every visitor of `requests` (a table or a view) and keep the machines in a
     temporary table, (visitor_id, host, reason) with host '' for none: for a reader that
     cannot mark rows in place (exports read with --from). Returns the table's name."""
+    return _judge(db, requests, agents, "TRUE", [], behaviour or Behaviour())
+
+
+#: Pageviews of candidate visitors judged per statement (in hashed buckets of visitors).
+BUCKET_PAGEVIEWS = 100_000
+_OK = "(r.status BETWEEN 200 AND 299 OR r.status = 304) AND r.method = 'GET'"
+
+
+def _human(window: str) -> str:
+    """SQL: the requests of the window that people sent, as far as user agents say."""
+    return f"{window} AND NOT coalesce(r.is_bot, FALSE) AND r.visitor_id IS NOT NULL"
+
+
+def _judge(
+    db: Any, requests: str, agents: str, window: str, params: list[Any], b: Behaviour
+) -> str:
+    """Judge the visitors of the window into TEMP TABLE machine_marks (visitor_id, host
+    ('' for none), reason); return its name.
+
+    One pass counts each visitor's pageviews and assets; only visitors with enough
+    pageviews for `rate`, `regular` or `repeat` (the candidates: few) have their
+    pageviews sorted, in buckets, so that time and memory follow the candidates, not the
+    window. `not a browser` comes from the user agents; marks of an earlier run carry on.
+    """
+    human = _human(window)
+    least = min(b.regular_pageviews, b.hourly_pageviews + 1, b.page_repeats + 1)
+    db.execute(
+        f"""CREATE OR REPLACE TEMP TABLE machine_visitors AS
+        SELECT r.visitor_id, coalesce(r.host, '') AS host,
+               count(*) FILTER (r.is_pageview) AS pageviews,
+               count(*) FILTER (NOT r.is_pageview AND {_OK}) AS assets
+        FROM {requests} r WHERE {human} GROUP BY ALL""",
+        params,
+    )
+    (share, candidates) = db.execute(
+        # whether this site's visitors (of two pageviews or more) load assets at all
+        "SELECT coalesce(avg((assets > 0)::INT) FILTER (pageviews >= 2), 0), "
+        f"coalesce(sum(pageviews) FILTER (pageviews >= {least}), 0) FROM machine_visitors"
+    ).fetchall()[0]
+    db.execute(f"DELETE FROM machine_visitors WHERE pageviews < {least}")
     db.execute(
         "CREATE OR REPLACE TEMP TABLE machine_marks (visitor_id INTEGER, host VARCHAR, "
         "reason VARCHAR)"
     )
-    for query in _bucket_queries(db, requests, agents, "TRUE", [], behaviour or Behaviour(),
-                                 visitors=True):  # fmt: skip
-        db.execute(f"INSERT INTO machine_marks {query}")
+    buckets = max(1, -(-int(candidates) // BUCKET_PAGEVIEWS))
+    for k in range(buckets):
+        bucket = f"hash(c.visitor_id) % {buckets} = {k}" if buckets > 1 else "TRUE"
+        db.execute(
+            f"INSERT INTO machine_marks {_pageview_rules(requests, human, bucket, b, share)}",
+            params,
+        )
+    shape = (
+        "coalesce(u.browser, 'Other') = 'Other' AND coalesce(u.os, 'Other') = 'Other' "
+        "AND (length(u.ua) < 30 OR NOT contains(u.ua, '('))"
+    )
+    db.execute(
+        f"""INSERT INTO machine_marks
+        SELECT DISTINCT r.visitor_id, coalesce(r.host, ''), 'shape'
+        FROM {requests} r JOIN (SELECT id FROM {agents} u WHERE {shape}) s ON s.id = r.ua_id
+        WHERE {human}
+        UNION ALL  -- marked by an earlier run: what came since is theirs too
+        SELECT DISTINCT r.visitor_id, coalesce(r.host, ''), {_reason_key("r.bot_reason")}
+        FROM {requests} r WHERE {window} AND r.bot_reason IS NOT NULL""",
+        params * 2,
+    )
+    db.execute(
+        "CREATE OR REPLACE TEMP TABLE machine_marks AS SELECT visitor_id, host, "
+        "min(reason) AS reason FROM machine_marks GROUP BY ALL"
+    )
+    db.execute("DROP TABLE machine_visitors")
     return "machine_marks"
 
 
-def reason_sql(key: str) -> str:
-    """SQL: the stored reason (`(behaviour: rate)`) of a short key column (`rate`)."""
-    from ..quote import sql_literal
-
-    return (
-        f"CASE {key} "
-        + " ".join(f"WHEN {sql_literal(k)} THEN {sql_literal(v)}" for k, v in REASONS.items())
-        + " END"
-    )
-
-
-def _marked_sql(
-    requests: str,
-    agents: str,
-    window: str,
-    bucket: str,
-    b: Behaviour,
-    asset_share: float,
-    *,
-    visitors: bool = False,
-) -> str:
-    """SQL: (request rowid, reason) of the machines among one bucket of visitors; with
-    `visitors`, (visitor_id, host, reason)."""
-    ok, rid = _OK, "NULL" if visitors else "r.rowid"
+def _pageview_rules(requests: str, human: str, bucket: str, b: Behaviour, share: float) -> str:
+    """SQL: (visitor_id, host, reason) of the candidates of one bucket that `rate`,
+    `regular` or `repeat` marks, from their pageviews."""
     query = f"""
-        WITH h AS (  -- what people sent, as far as their user agents say, in the window
-            SELECT {rid} AS rid, r.visitor_id, coalesce(r.host, '') AS host, r.ts, r.path,
-                   r.is_pageview,
-                   NOT r.is_pageview AND {ok} AS is_asset, u.browser, u.os, u.ua
-            FROM {requests} r LEFT JOIN {agents} u ON u.id = r.ua_id
-            WHERE {window} AND NOT coalesce(r.is_bot, FALSE) AND r.visitor_id IS NOT NULL
-              AND {bucket}
-        ),
-        pv AS (
-            SELECT visitor_id, host, ts, path,
-                   epoch(ts) - epoch(lag(ts) OVER (PARTITION BY visitor_id, host ORDER BY ts))
-                       AS gap
-            FROM h WHERE is_pageview
+        WITH pv AS (
+            SELECT r.visitor_id, c.host, r.ts, r.path,
+                   epoch(r.ts) - epoch(lag(r.ts) OVER (
+                       PARTITION BY r.visitor_id, c.host ORDER BY r.ts)) AS gap
+            FROM {requests} r
+            JOIN machine_visitors c
+              ON c.visitor_id = r.visitor_id AND c.host = coalesce(r.host, '')
+            WHERE {human} AND r.is_pageview AND {bucket}
         ),
         per AS (
             SELECT visitor_id, host, count(*) AS pageviews,
@@ -204,50 +198,37 @@ def _marked_sql(
             SELECT visitor_id, host, max(n) AS top FROM (
                 SELECT visitor_id, host, count(*) AS n FROM pv GROUP BY visitor_id, host, path
             ) GROUP BY ALL
-        ),
-        assets AS (
-            SELECT visitor_id, host, count(*) FILTER (is_asset) AS n FROM h GROUP BY ALL
-        ),
-        shapes AS (
-            SELECT DISTINCT visitor_id, host FROM h
-            WHERE coalesce(browser, 'Other') = 'Other' AND coalesce(os, 'Other') = 'Other'
-              AND (length(ua) < 30 OR NOT contains(ua, '('))
-        ),
-        marked AS (
-            SELECT visitor_id, host, min(reason) AS reason FROM (
-                SELECT visitor_id, host, 'rate' AS reason FROM hourly WHERE top > $rate
-                UNION ALL
-                SELECT visitor_id, host, 'regular' FROM per
-                WHERE pageviews >= $regular AND mean_gap >= 1
-                  AND spread <= $spread * mean_gap
-                UNION ALL
-                SELECT r.visitor_id, r.host, 'repeat' FROM repeats r
-                JOIN assets a USING (visitor_id, host)
-                WHERE r.top > $repeats AND a.n = 0 AND $share >= $asset_share
-                UNION ALL
-                SELECT visitor_id, host, 'shape' FROM shapes
-                UNION ALL  -- marked by an earlier run: what came since is theirs too
-                SELECT DISTINCT r.visitor_id, coalesce(r.host, ''), {_reason_key("r.bot_reason")}
-                FROM {requests} r
-                WHERE {window} AND r.bot_reason IS NOT NULL AND {bucket}
-            ) GROUP BY ALL
         )
+        SELECT visitor_id, host, 'rate' FROM hourly WHERE top > $rate
+        UNION ALL
+        SELECT visitor_id, host, 'regular' FROM per
+        WHERE pageviews >= $regular AND mean_gap >= 1 AND spread <= $spread * mean_gap
+        UNION ALL
+        SELECT r.visitor_id, r.host, 'repeat' FROM repeats r
+        JOIN machine_visitors c USING (visitor_id, host)
+        WHERE r.top > $repeats AND c.assets = 0 AND $share >= $asset_share
     """
-    query += (
-        "SELECT visitor_id, host, reason FROM marked"
-        if visitors
-        else "SELECT h.rid, m.reason FROM h JOIN marked m USING (visitor_id, host)"
-    )
     for name, value in (
         ("$rate", int(b.hourly_pageviews)),
         ("$regular", int(b.regular_pageviews)),
         ("$spread", float(b.regular_spread)),
         ("$repeats", int(b.page_repeats)),
         ("$asset_share", float(b.asset_share)),
-        ("$share", asset_share),
+        ("$share", float(share)),
     ):
         query = query.replace(name, repr(value))
     return query
+
+
+def reason_sql(key: str) -> str:
+    """SQL: the stored reason (`(behaviour: rate)`) of a short key column (`rate`)."""
+    from ..quote import sql_literal
+
+    return (
+        f"CASE {key} "
+        + " ".join(f"WHEN {sql_literal(k)} THEN {sql_literal(v)}" for k, v in REASONS.items())
+        + " END"
+    )
 
 
 def _reason_key(column: str) -> str:
