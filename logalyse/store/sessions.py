@@ -81,6 +81,7 @@ def insert_sessions(
     *,
     keep: str = "TRUE",
     keep_params: Sequence[Any] = (),
+    chunk: int = SESSION_CHUNK_PAGEVIEWS,
 ) -> None:
     """Insert the sessions of the requests `r` matching `where` (those passing `keep`).
 
@@ -91,7 +92,7 @@ def insert_sessions(
     (pageviews,) = db.execute(
         f"SELECT count(*) FROM requests r WHERE {where}", list(params)
     ).fetchall()[0]
-    buckets = max(1, -(-pageviews // SESSION_CHUNK_PAGEVIEWS))
+    buckets = max(1, -(-pageviews // chunk))
     for i in range(buckets):
         part = f"({where}) AND hash(r.visitor_id) % {buckets} = {i}" if buckets > 1 else where
         db.execute(
@@ -172,11 +173,13 @@ def remake_dirty_sessions(db: Any) -> None:
             )
         else:
             db.execute("DELETE FROM sessions WHERE start >= $1 AND start <= $2", near)
-            _insert_sessions_sliced(db, *near)
+            _insert_sessions_sliced(db, near[0], near[1])
         db.execute("DELETE FROM meta WHERE key = 'sessions_dirty'")
 
 
-def _insert_sessions_sliced(db: Any, first: datetime, last: datetime) -> None:
+def _insert_sessions_sliced(
+    db: Any, first: datetime, last: datetime, chunk: int = SESSION_CHUNK_PAGEVIEWS
+) -> None:
     """Insert the sessions starting from `first` to `last` (inclusive), SESSION_SLICE of
     starts at a time, each made from the pageviews of its slice and a day span either side
     (a visitor id lives one day key)."""
@@ -189,15 +192,16 @@ def _insert_sessions_sliced(db: Any, first: datetime, last: datetime) -> None:
             [start - DAY_KEY_SPAN, end + DAY_KEY_SPAN],
             keep="start >= $3 AND start < $4",
             keep_params=[start, end],
+            chunk=chunk,
         )
         start = end
 
 
-def remake_all_sessions(db: Any) -> None:
+def remake_all_sessions(db: Any, chunk: int = SESSION_CHUNK_PAGEVIEWS) -> None:
     """Make every stored session again (within the caller's transaction), after the rules
-    that classify requests changed."""
+    that classify requests changed; `chunk` pageviews sorted per statement."""
     db.execute("DELETE FROM sessions")
     (first, last) = db.execute("SELECT min(ts), max(ts) FROM requests").fetchall()[0]
     if first is not None:
-        _insert_sessions_sliced(db, first, last)
+        _insert_sessions_sliced(db, first, last, chunk)
     db.execute("DELETE FROM meta WHERE key = 'sessions_dirty'")
