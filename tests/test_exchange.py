@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from logalyse.admin import adopt_shared_seed, write_shared_seed
 from logalyse.cli import cli
-from logalyse.errors import ConfigError, KeyFileError
+from logalyse.errors import ConfigError, KeyFileError, StoreError
 from logalyse.exchange import MANIFEST, export, open_exports
 from logalyse.ingest import ImportOptions, ingest
 from logalyse.keys import DayKeys, derive_key, parse_seed_text, ratchet
@@ -273,11 +273,14 @@ def test_export_and_from_on_the_command_line(tmp_path: Path, runner: CliRunner) 
         assert message in result.output and len(result.output.strip().splitlines()) == 1
 
 
-def test_an_export_of_another_schema_is_refused(tmp_path: Path) -> None:
+def test_an_export_of_another_schema_or_a_torn_manifest_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / MANIFEST).write_text(json.dumps({"schema_version": 99, "tables": {}}))
-    with pytest.raises(Exception, match="schema version 99"):
+    with pytest.raises(StoreError, match="schema version 99"):
+        open_exports([str(out)])
+    (out / MANIFEST).write_text('{"schema_ver')
+    with pytest.raises(StoreError, match="cannot read"):
         open_exports([str(out)])
 
 
