@@ -150,6 +150,12 @@ def test_export_layout_schema_and_a_second_engine(tmp_path: Path) -> None:
     visitors = {(str(r["day"]), r["visitor_id"]) for r in pageviews}
     assert len(visitors) == overview[0]["visitors"]  # daily ids, summed over days
     assert "host" in table.column_names and "day" in table.column_names
+    # README's DuckDB query, as it is written there (over every server's export).
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    query = readme.split("-- DuckDB\n", 1)[1].split(";", 1)[0]
+    query = query.replace("/mnt/stats/*", str(tmp_path / "out*"))
+    (counts,) = con.execute(query).fetchall()
+    assert counts == tuple(overview[0][k] for k in ("requests", "pageviews", "visitors"))
 
 
 def test_export_is_incremental_and_idempotent(tmp_path: Path) -> None:
