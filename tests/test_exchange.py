@@ -355,3 +355,18 @@ def test_two_stores_exporting_to_one_directory_is_refused(tmp_path: Path) -> Non
             export(web2, out)
         assert export(web1, out).rows == 0  # its own: fine
     assert json.loads((out / MANIFEST).read_text())["store"]
+
+
+def test_clickhouse_reads_the_export_as_readme_says(tmp_path: Path) -> None:
+    """README's ClickHouse query, through chdb (an in-process ClickHouse; ~500 MB, so not
+    a dependency: skipped where it is not installed)."""
+    chdb = pytest.importorskip("chdb")
+    with Store(tmp_path / "db.duckdb") as store:
+        ingest(store, [REAL])
+        export(store, tmp_path / "out")
+        (overview,) = records(store, "overview")
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    query = readme.split("-- ClickHouse\n", 1)[1].split(";", 1)[0]
+    query = query.replace("/mnt/stats/*", str(tmp_path / "out*"))
+    counts = str(chdb.query(query, "CSV")).strip()
+    assert counts == ",".join(str(overview[0][k]) for k in ("requests", "pageviews", "visitors"))
