@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .config import KEYS, Setting
 from .errors import ConfigError
+from .keys import SEED_FIRST_DAY
 from .model import Column, Report
 from .store import Store, mark_sessions_dirty, remake_dirty_sessions, transaction
 
@@ -299,9 +300,6 @@ def config_report(settings: Sequence[Setting], path: object) -> list[Report]:
 
 
 # -- shared day keys (several servers, one site) -------------------------------------------
-
-#: A shared seed gives keys for days from this one on unless told (a backfill of old logs).
-SEED_FIRST_DAY = "1970-01-01"
 
 
 def write_shared_seed(path: Path, first_day: str = SEED_FIRST_DAY) -> None:

@@ -85,11 +85,16 @@ def _copy(con: Any, select: str, params: list[object], target: Path) -> int:
     return int(rows)
 
 
+def _fingerprint(table: str, skip: str = "") -> str:
+    """SQL: an aggregate that changes when any row of `table` does (its count, and the sum
+    of its rows' hashes, column `skip` left out)."""
+    cols = ", ".join(c.name for c in TABLES[table] if c.name != skip)
+    return f"count(*)::VARCHAR || ':' || coalesce(sum(hash({cols})::HUGEINT), 0)::VARCHAR"
+
+
 def _fingerprint_sql(table: str, day: str) -> str:
-    cols = ", ".join(c.name for c in TABLES[table])
     return (
-        f"SELECT CAST({day} AS DATE)::VARCHAR AS day, "
-        f"count(*)::VARCHAR || ':' || sum(hash({cols})::HUGEINT)::VARCHAR AS fp "
+        f"SELECT CAST({day} AS DATE)::VARCHAR AS day, {_fingerprint(table)} AS fp "
         f"FROM {table} GROUP BY 1"
     )
 
@@ -176,11 +181,10 @@ def _export_tables(
 ) -> None:
     for table in tables:
         if table == "user_agents":
-            (fp,) = con.execute(
-                "SELECT count(*)::VARCHAR || ':' || "
-                "coalesce(sum(hash(ua, browser, os, device, is_bot, bot_name))::HUGEINT, 0)"
-                "::VARCHAR FROM user_agents"
-            ).fetchall()[0]
+            # Not `id`: the export's is made from the text.
+            (fp,) = con.execute(f"SELECT {_fingerprint(table, 'id')} FROM user_agents").fetchall()[
+                0
+            ]
             if done.get(table, {}).get("all") == fp:
                 continue
             cols = ", ".join(c.name for c in TABLES[table] if c.name != "id")
@@ -248,14 +252,15 @@ def _export_day(con: Any, out: Path, table: str, day: str) -> int:
     written = set()
     for host in hosts:
         where = "r.host IS NULL" if host is None else "r.host = $3"
+        partition = _host_dir(host)
         rows += _copy(
             con,
             f"SELECT {cols} FROM requests r LEFT JOIN user_agents u ON u.id = r.ua_id "
             f"WHERE r.ts >= $1 AND r.ts < $2 AND {where}",  # in stored order: no sort
             params if host is None else [*params, host],
-            day_dir / _host_dir(host) / "data.parquet",
+            day_dir / partition / "data.parquet",
         )
-        written.add(_host_dir(host))
+        written.add(partition)
     for stale in day_dir.glob("host=*"):  # a host that has no request that day any more
         if stale.name not in written:
             shutil.rmtree(stale, ignore_errors=True)

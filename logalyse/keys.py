@@ -47,6 +47,8 @@ def _crc(used: int, day: bytes, key: bytes) -> int:
     return zlib.crc32(bytes([used]) + day + key)
 
 
+#: A shared seed gives keys for days from this one on unless told (a backfill of old logs).
+SEED_FIRST_DAY = "1970-01-01"
 #: Slot kinds: a day's key, or the shared seed (its day in the day field).
 KEY_SLOT, SEED_SLOT = 1, 2
 SEED_FILE_MAGIC = "logalyse shared seed 1"
@@ -233,21 +235,26 @@ class DayKeys:
         if kind == KEY_SLOT:
             self._slots[day] = index
 
+    def _store(self, day: str, value: bytes, kind: int, index: int | None = None) -> int:
+        """Write a slot (a free one unless `index`) and fsync it; return its index."""
+        self._prepare()
+        fd = self._open(os.O_RDWR | os.O_CREAT)
+        try:
+            os.fchmod(fd, 0o600)
+            if index is None:
+                if not self._free:
+                    self._grow(fd, SLOTS_AT_ONCE)
+                index = self._free.pop(0)
+            self._write_slot(fd, index, day, value, kind)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return index
+
     def _write_seed(self, day: str, seed: bytes) -> None:
         """Put the seed in its slot, over the one before (in place: no copy is left)."""
         if self.path is not None:
-            self._prepare()
-            fd = self._open(os.O_RDWR | os.O_CREAT)
-            try:
-                os.fchmod(fd, 0o600)
-                if self._seed_slot is None:
-                    if not self._free:
-                        self._grow(fd, SLOTS_AT_ONCE)
-                    self._seed_slot = self._free.pop(0)
-                self._write_slot(fd, self._seed_slot, day, seed, SEED_SLOT)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            self._seed_slot = self._store(day, seed, SEED_SLOT, self._seed_slot)
         self._seed = (day, seed)
 
     @property
@@ -275,16 +282,7 @@ class DayKeys:
                 else:
                     k = secrets.token_bytes(KEY_BYTES)
                 if self.path is not None:
-                    self._prepare()
-                    fd = self._open(os.O_RDWR | os.O_CREAT)
-                    try:
-                        os.fchmod(fd, 0o600)
-                        if not self._free:
-                            self._grow(fd, SLOTS_AT_ONCE)
-                        self._write_slot(fd, self._free.pop(0), day, k)
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
+                    self._store(day, k, KEY_SLOT)
                 self._keys[day] = k
             return k
 

@@ -157,8 +157,8 @@ import logalyse.keys as k
 from logalyse.cli import cli
 log, die = sys.argv.pop(1), sys.argv.pop(1) == "die"
 write = k.DayKeys._write_slot
-def write_and_note(self, fd, index, day, key):
-    write(self, fd, index, day, key)
+def write_and_note(self, fd, index, day, key, *kind):
+    write(self, fd, index, day, key, *kind)
     with open(log, "a") as f:
         f.write(f"{day} {key.hex()}\\n")
     if die:

@@ -17,6 +17,7 @@ from .app import (
     cli,
     db_option,
     format_option,
+    quiet_option,
     say,
 )
 from .ingest import lock_timeout_option
@@ -68,7 +69,7 @@ def config_show(ctx: click.Context, format_: str, as_json: bool) -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Say what would be deleted, delete nothing.")
 @lock_timeout_option
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@quiet_option
 def prune_command(older_than: str, dry_run: bool, lock_timeout: float, quiet: bool) -> None:
     """Delete requests and sessions older than a retention period.
 
@@ -139,7 +140,7 @@ def db_inputs(format_: str, as_json: bool) -> None:
 @db_option
 @click.option("--dry-run", is_flag=True, help="Say what would be dropped, drop nothing.")
 @lock_timeout_option
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@quiet_option
 def db_forget(input_name: str, dry_run: bool, lock_timeout: float, quiet: bool) -> None:
     """Drop an input's checkpoint and the requests it stored, to import it again.
 
@@ -192,7 +193,7 @@ def geoip_group() -> None:
     show_envvar=True,
     help="Where to download from, with {edition}, {yyyy}, {mm} [default: DB-IP's].",
 )
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@quiet_option
 def geoip_update(edition: str, directory: Path | None, url: str | None, quiet: bool) -> None:
     """Download DB-IP's free IP-to-country database (CC BY 4.0, no account needed), check
     it and install it; imports use it from then on when no --geoip is given.

@@ -181,6 +181,10 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
+#: `-q`: for cron, where only errors should reach the mail.
+quiet_option = click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+
+
 def format_option(fn: F) -> F:
     """--format table|json|csv|tsv|html and --json, for every command that prints a report."""
     fn = click.option("--json", "as_json", is_flag=True, help="Shorthand for --format json.")(fn)

@@ -7,7 +7,17 @@ from pathlib import Path
 
 import click
 
-from .app import CONTEXT_SETTINGS, EXIT_CODES_HELP, _one_line, _open_store, _plural, cli, say
+from ..keys import SEED_FIRST_DAY
+from .app import (
+    CONTEXT_SETTINGS,
+    EXIT_CODES_HELP,
+    _one_line,
+    _open_store,
+    _plural,
+    cli,
+    quiet_option,
+    say,
+)
 from .ingest import lock_timeout_option
 
 
@@ -21,7 +31,7 @@ from .ingest import lock_timeout_option
     help="Which tables, comma-separated.",
 )
 @lock_timeout_option
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@quiet_option
 def export_command(
     directory: Path, since: str | None, tables: str, lock_timeout: float, quiet: bool
 ) -> None:
@@ -77,11 +87,11 @@ def keys_group() -> None:
 )
 @click.option(
     "--first-day",
-    default="1970-01-01",
+    default=SEED_FIRST_DAY,
     show_default=True,
     help="The first day the seed gives keys for (earlier days keep random keys).",
 )
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@quiet_option
 def keys_init(shared: bool, output: Path, first_day: str, quiet: bool) -> None:
     """Write a new shared seed.
 
@@ -102,7 +112,7 @@ def keys_init(shared: bool, output: Path, first_day: str, quiet: bool) -> None:
 @keys_group.command("adopt", epilog=EXIT_CODES_HELP)
 @click.argument("seed_file", type=click.Path(dir_okay=False, path_type=Path))
 @lock_timeout_option
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@quiet_option
 def keys_adopt(seed_file: Path, lock_timeout: float, quiet: bool) -> None:
     """Take a shared seed into this store's day keys, then overwrite and delete SEED_FILE.
 

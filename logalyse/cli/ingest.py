@@ -27,6 +27,7 @@ from .app import (
     db_option,
     geoip_options,
     parse_duration,
+    quiet_option,
     say,
     site_option,
 )
@@ -155,7 +156,7 @@ def ingest_options(fn: F) -> F:
         pageview_options,
         behaviour_options,
         lock_timeout_option,
-        click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors."),
+        quiet_option,
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -486,7 +487,7 @@ class _Dashboard:
 @pageview_options
 @behaviour_options
 @lock_timeout_option
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@quiet_option
 def enrich_command(
     refresh: bool, site: tuple[str, ...], lock_timeout: float, quiet: bool, **rules: Any
 ) -> None:

@@ -24,6 +24,7 @@ from .app import (
     db_option,
     format_option,
     parse_duration,
+    quiet_option,
     say,
 )
 
@@ -251,7 +252,7 @@ def write_dashboard(
     help="Write the page here, replacing it atomically [default: stdout].",
 )
 @click.option("--title", help="The page's title [default: the site's hosts].")
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@quiet_option
 def report_dashboard(
     output: Path | None, title: str | None, quiet: bool, limit: int, **params: Any
 ) -> None:
