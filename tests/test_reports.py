@@ -586,3 +586,69 @@ def test_bots_pageviews_follow_the_asset_extensions(tmp_path: Path) -> None:
             for kw in ({}, {"asset_extensions": ("rss",)})
         ]
     assert counts == [[("/feed.rss", 1, 1), ("/page", 1, 1)], [("/page", 1, 1)]]
+
+
+SCOPES = [
+    {},
+    {"since": "2026-11-02", "until": "2026-11-03"},  # per hour: two days
+    {"since": "2026-11-01", "until": "2026-11-30", "tz": "Europe/Berlin"},
+    {"include_bots": True},
+    {"path": "/blog/*"},
+    {"host": "example.org"},
+]
+
+
+@pytest.mark.parametrize("filters", SCOPES, ids=lambda f: ",".join(f) or "all")
+def test_the_dashboards_counted_pageviews_give_every_reports_numbers(
+    demo_db: Path, filters: dict[str, Any]
+) -> None:
+    """The dashboard counts the pageviews once per visitor (`counting.counted`) and the
+    visitor-counting reports read that: their tables must be those they make alone."""
+    from logalyse.reports import breakdowns, counting, scope_for
+    from logalyse.reports.overview import overview
+
+    scope = scope_for(**filters)
+    fns = [overview, breakdowns.countries, breakdowns.browsers, breakdowns.os_families]
+    with Store(demo_db, read_only=True) as store, store.attached() as con:
+        alone = [fn(store, scope) for fn in [*fns, breakdowns.devices]]
+        for unit in ("day", "hour"):
+            with counting.counted(con, scope, unit) as counts:
+                shared = [fn(store, scope, counts) for fn in [*fns, breakdowns.devices]]
+            assert [r.rows for rs in shared for r in rs] == [r.rows for rs in alone for r in rs]
+        assert any(r.rows for rs in alone[1:] for r in rs) or filters.get("host")
+
+
+def test_a_report_that_outgrows_the_report_memory_runs_again_without_it(
+    demo_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reports run under REPORT_MEMORY_LIMIT (DuckDB then drops the blocks it read); one
+    that needs more is run again under the store's limit, with the same answer; an
+    instance that holds more than the limit already runs it once, without it. The store
+    is left with its own limit."""
+    from logalyse.reports import _util
+
+    def setting() -> str:
+        (value,) = store.con.execute("SELECT current_setting('memory_limit')").fetchone() or ("",)
+        return str(value)
+
+    with Store(demo_db, read_only=True) as store:
+        own = setting()
+        expected = [r.rows for r in logalyse.report(store, "visitors")]
+        tries: list[str] = []
+
+        def visitors() -> list[Report]:
+            tries.append(setting())
+            return REPORTS["visitors"](store, Scope(sessions_stale=False))
+
+        def run(cap: str) -> list[str]:
+            tries.clear()
+            monkeypatch.setattr(_util, "REPORT_MEMORY_LIMIT", cap)
+            with store.attached():
+                assert [r.rows for r in _util.frugally(store, visitors)] == expected
+            assert setting() == own
+            return list(tries)
+
+        assert run("40MB") == ["38.1 MiB"]
+        assert run("300KB") == ["292.9 KiB", own]  # no query of it fits
+        store.con.execute("CREATE TEMP TABLE pinned AS SELECT range AS n FROM range(500000)")
+        assert run("1MB") == [own]  # the instance holds 4 MB: the limit cannot be set

@@ -18,6 +18,7 @@ from ..errors import ConfigError
 from ..model import Report
 from ..scope import DEFAULT_GAP, Scope, period
 from ..store import Store, dirty_window, site_hosts
+from ._util import frugally
 from .breakdowns import (
     bots,
     browsers,
@@ -142,7 +143,7 @@ def report(
         scope = replace(scope, sessions_stale=dirty_window(db) is not None)
         if scope.host and scope.params["host"] in site_hosts(db):
             scope = replace(scope, host_is_site=True)  # a log without $host: the site's
-        return fn(store, scope)
+        return frugally(store, lambda: fn(store, scope))
 
 
 def scope_for(

@@ -2,14 +2,48 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
+import duckdb
+
 from ..scope import Scope
 from ..store import Store
 
+T = TypeVar("T")
+
+#: DuckDB's memory for a report's queries. Under it DuckDB evicts the blocks of the file it
+#: has read instead of keeping them (up to the store's 1 GB), so a report over a big store
+#: stays small; a query that needs more makes the report run again without it.
+REPORT_MEMORY_LIMIT = "40MB"
+
+
+def frugally(store: Store, run: Callable[[], T]) -> T:
+    """`run()` (a report's queries) under REPORT_MEMORY_LIMIT; if one of them needs more,
+    `run()` again under the store's own limit. Where the instance already holds more
+    than that limit (an in-memory store of exports, a tail between flushes), `run()`
+    runs once, under the store's limit."""
+    con = store.con
+    try:
+        try:
+            con.execute(f"SET memory_limit = '{REPORT_MEMORY_LIMIT}'")
+        except duckdb.OutOfMemoryException:  # could not free enough: it holds more
+            return run()
+        try:
+            return run()
+        except duckdb.OutOfMemoryException:
+            con.execute(f"SET memory_limit = '{store.memory_limit}'")
+            return run()
+    finally:
+        con.execute(f"SET memory_limit = '{store.memory_limit}'")
+
 
 def rows(store: Store, scope: Scope, sql: str) -> list[tuple[object, ...]]:
-    """Run `sql`, whose conditions `scope` wrote, with its named parameters."""
+    """Run `sql`, whose conditions `scope` wrote, with those of its named parameters it
+    names (none, when it reads a table made for the scope: `counting.counted`)."""
+    params = {k: v for k, v in scope.params.items() if f"${k}" in sql}
     with store.attached() as con:
-        return con.execute(sql, scope.params).fetchall()
+        return con.execute(sql, params).fetchall()
 
 
 def empty_message(what: str, scope: Scope) -> str:

@@ -8,34 +8,46 @@ from ..model import Column, Report
 from ..scope import Scope, sessions_from
 from ..store import Store
 from ._util import bots_note, empty_message, rows
+from .counting import AGENT_COUNTS, Counted, pageviews
 
 _VISITOR_NOTE = "visitors: distinct daily visitor ids (ids change at midnight)"
 
 
-def _by(store: Store, scope: Scope, name: str, title: str, expr: str, label: str) -> Report:
-    """Visitors and pageviews by one dimension of the pageviews in scope."""
+def _by(
+    store: Store,
+    scope: Scope,
+    name: str,
+    title: str,
+    expr: str,
+    label: str,
+    counts: Counted | None = None,
+) -> Report:
+    """Visitors and pageviews by one dimension of the pageviews in scope (read from
+    `counts` when the caller has counted them: `counting.counted`)."""
     if expr.startswith("u."):
         # A visitor id hashes its user agent, so each visitor has one: distinct visitors
         # per user agent add up per browser/OS/device. Counting per user agent id first
         # joins a few thousand rows instead of every request (5x faster on 5M).
+        per = (
+            counts.agents
+            if counts
+            else (f"(SELECT ua_id, {AGENT_COUNTS} FROM {pageviews(scope)} GROUP BY 1)")
+        )
         sql = f"""
-            WITH per AS (
-                SELECT r.ua_id, count(DISTINCT r.visitor_id) AS v, count(*) AS n
-                FROM requests r WHERE {scope.where("r", pages=True)} GROUP BY 1
-            )
             SELECT coalesce({expr}, '(unknown)') AS value, sum(v)::BIGINT AS visitors,
                    sum(n)::BIGINT AS pageviews, sum(v) / sum(sum(v)) OVER () AS share
-            FROM per LEFT JOIN user_agents u ON per.ua_id = u.id
+            FROM {per} per LEFT JOIN user_agents u ON per.ua_id = u.id
             GROUP BY 1 ORDER BY visitors DESC, value LIMIT {int(scope.limit)}
         """
     else:
+        source = counts.pageviews if counts else pageviews(scope)
         sql = f"""
-            SELECT coalesce({expr}, '(unknown)') AS value,
-                   count(DISTINCT r.visitor_id) AS visitors, count(*) AS pageviews,
-                   count(DISTINCT r.visitor_id) / sum(count(DISTINCT r.visitor_id)) OVER ()
-                       AS share
-            FROM requests r WHERE {scope.where("r", pages=True)}
-            GROUP BY 1 ORDER BY visitors DESC, value LIMIT {int(scope.limit)}
+            SELECT coalesce(value, '(unknown)') AS value, visitors, pageviews,
+                   visitors / sum(visitors) OVER () AS share
+            FROM (SELECT {expr} AS value, count(DISTINCT r.visitor_id) AS visitors,
+                         sum(r.n)::BIGINT AS pageviews
+                  FROM {source} r GROUP BY 1)  -- on the column: a lighter hash than on coalesce()
+            ORDER BY visitors DESC, value LIMIT {int(scope.limit)}
         """
     found = rows(store, scope, sql)
     return Report(
@@ -54,24 +66,24 @@ def _by(store: Store, scope: Scope, name: str, title: str, expr: str, label: str
     )
 
 
-def browsers(store: Store, scope: Scope) -> list[Report]:
-    """Visitors by browser family."""
-    return [_by(store, scope, "browser", "Browsers", "u.browser", "browser")]
+def browsers(store: Store, scope: Scope, counts: Counted | None = None) -> list[Report]:
+    """Visitors by browser family (`counts`: see `counting.counted`)."""
+    return [_by(store, scope, "browser", "Browsers", "u.browser", "browser", counts)]
 
 
-def os_families(store: Store, scope: Scope) -> list[Report]:
+def os_families(store: Store, scope: Scope, counts: Counted | None = None) -> list[Report]:
     """Visitors by operating system."""
-    return [_by(store, scope, "os", "Operating systems", "u.os", "OS")]
+    return [_by(store, scope, "os", "Operating systems", "u.os", "OS", counts)]
 
 
-def devices(store: Store, scope: Scope) -> list[Report]:
+def devices(store: Store, scope: Scope, counts: Counted | None = None) -> list[Report]:
     """Visitors by device type: desktop, mobile, tablet, other (bot with --include-bots)."""
-    return [_by(store, scope, "device", "Devices", "u.device", "device")]
+    return [_by(store, scope, "device", "Devices", "u.device", "device", counts)]
 
 
-def countries(store: Store, scope: Scope) -> list[Report]:
+def countries(store: Store, scope: Scope, counts: Counted | None = None) -> list[Report]:
     """Visitors by country (ISO code)."""
-    report = _by(store, scope, "country", "Countries", "r.country", "country")
+    report = _by(store, scope, "country", "Countries", "r.country", "country", counts)
     (known,) = store.query("SELECT count(*) FROM requests WHERE country IS NOT NULL")[0]
     if not known:
         report.notes.append(
@@ -230,10 +242,11 @@ def bots(store: Store, scope: Scope) -> list[Report]:
         store,
         scope,
         f"""
-        SELECT coalesce(r.bot_reason, u.bot_name, '(unnamed)') AS bot, count(*) AS requests,
-               count(*) / sum(count(*)) OVER () AS share, max(r.ts) AS last_seen
-        FROM requests r LEFT JOIN user_agents u ON r.ua_id = u.id
-        WHERE {scope.where("r", bots=True)} AND coalesce(r.is_bot, FALSE)
+        SELECT coalesce(r.bot_reason, u.bot_name, '(unnamed)') AS bot, sum(n)::BIGINT AS requests,
+               sum(n) / sum(sum(n)) OVER () AS share, max(r.last_seen) AS last_seen
+        FROM (SELECT bot_reason, ua_id, count(*) AS n, max(ts) AS last_seen FROM requests r
+              WHERE {scope.where("r", bots=True)} AND coalesce(r.is_bot, FALSE) GROUP BY 1, 2) r
+        LEFT JOIN user_agents u ON r.ua_id = u.id
         GROUP BY 1 ORDER BY requests DESC, bot LIMIT {int(scope.limit)}
         """,
     )

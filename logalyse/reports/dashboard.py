@@ -13,10 +13,12 @@ from ..enrich.geo import credit_for
 from ..model import Dashboard, Section, Series, Tile
 from ..scope import Scope, sessions_from
 from ..store import Store, dirty_window, site_hosts
+from ._util import frugally
 from .breakdowns import bots, browsers, countries, devices, not_found, os_families, pages
+from .counting import Unit, counted
 from .overview import overview
 from .referrers import campaigns, referrers, search
-from .sessions import sessions
+from .sessions import shape
 
 #: Up to this long a period is drawn per hour, longer ones per day.
 HOURLY_UP_TO = timedelta(days=2)
@@ -32,45 +34,52 @@ def dashboard(store: Store, scope: Scope, *, title: str | None = None) -> Dashbo
         >>> [t.label for t in d.tiles][:3], d.series.labels
         (['Visitors', 'Pageviews', 'Sessions'], [])
     """
+    return frugally(store, lambda: _dashboard(store, scope, title))
+
+
+def _dashboard(store: Store, scope: Scope, title: str | None) -> Dashboard:
     with store.attached() as db:
         scope = replace(scope, sessions_stale=dirty_window(db) is not None)
         if scope.host and scope.params["host"] in site_hosts(db):
             scope = replace(scope, host_is_site=True)
-        in_scope = scope.where("r", bots=True)
-        newest, with_country, requests = db.execute(
-            f"SELECT max(ts), count(country), count(*) FROM requests r WHERE {in_scope}",
-            scope.params,
+        (with_country,) = db.execute(
+            "SELECT count(*) FROM requests WHERE country IS NOT NULL"
         ).fetchall()[0]
         hosts = site_hosts(db)
         kinds = db.execute("SELECT value FROM meta WHERE key = 'geoip_kind'").fetchall()
         geoip_kind = kinds[0][0] if kinds else None
-        series = _series(db, scope)
+        unit = _unit(db, scope)
+        with counted(db, scope, unit or "day") as counts:
+            series = _series(db, counts.pageviews, unit)
+            (now,) = overview(store, scope, counts)
+            places = countries(store, scope, counts)
+            agents = [f(store, scope, counts) for f in (devices, browsers, os_families)]
         heat = _heatmap(db, scope)
         (newest_all,) = db.execute("SELECT max(ts) FROM requests").fetchall()[0]
-        (now,) = overview(store, scope)
-        by_name = {r.name: r for r in sessions(store, scope)}
+        by_name = {r.name: r for r in shape(store, scope)}
         sources = referrers(store, scope)
         sections = [
             Section("sources", "Where visitors came from", sources, wide=True),
             Section("campaigns", "Campaigns", campaigns(store, scope)),
             Section("search", "Search engines", search(store, scope)),
             Section("pages", "Top pages", pages(store, scope)),
-            Section("entry", "Entry pages", [by_name["entry"]] if "entry" in by_name else []),
-            Section("exit", "Exit pages", [by_name["exit"]] if "exit" in by_name else []),
-            Section("countries", "Countries", countries(store, scope)),
-            Section("devices", "Devices", devices(store, scope)),
-            Section("browsers", "Browsers", browsers(store, scope)),
-            Section("os", "Operating systems", os_families(store, scope)),
+            Section("entry", "Entry pages", [by_name["entry"]]),
+            Section("exit", "Exit pages", [by_name["exit"]]),
+            Section("countries", "Countries", places),
+            Section("devices", "Devices", agents[0]),
+            Section("browsers", "Browsers", agents[1]),
+            Section("os", "Operating systems", agents[2]),
             Section("heatmap", "Sessions by weekday and hour", [], wide=True),
             Section(
                 "durations",
                 "How long sessions last, and how many pages",
-                [by_name[n] for n in ("durations", "depth") if n in by_name],
+                [by_name["durations"], by_name["depth"]],
             ),
             Section("not-found", "Not found (404)", not_found(store, scope)),
             Section("bots", "Bots", bots(store, replace(scope, include_bots=True))),
         ]
     record = now.record
+    requests = int(record["requests"])  # type: ignore[call-overload]
     before = record.get("previous") if isinstance(record.get("previous"), dict) else {}
     assert isinstance(before, dict)
 
@@ -107,7 +116,7 @@ def dashboard(store: Store, scope: Scope, *, title: str | None = None) -> Dashbo
             + (" (bots included here)." if scope.include_bots else ".")
         ]
         + (["The newest requests are still being imported."] if scope.sessions_stale else [])
-        + ([] if newest else ["No request in this period."]),
+        + ([] if requests else ["No request in this period."]),
     )
 
 
@@ -132,8 +141,8 @@ def _why_empty(section: Section, requests: int, with_country: int) -> str:
     return "Nothing to show in this period."
 
 
-def _series(db: duckdb.DuckDBPyConnection, scope: Scope) -> Series:
-    """Visitors and pageviews per day, or per hour for a period of two days or less."""
+def _unit(db: duckdb.DuckDBPyConnection, scope: Scope) -> Unit | None:
+    """Per hour for a period of two days or less, else per day; None: no pageview."""
     start, end = scope.since, scope.until
     if start is None or end is None:
         bounds = db.execute(
@@ -142,16 +151,19 @@ def _series(db: duckdb.DuckDBPyConnection, scope: Scope) -> Series:
         ).fetchall()[0]
         start, end = start or bounds[0], end or bounds[1]
     if start is None or end is None:
+        return None
+    return "hour" if end - start <= HOURLY_UP_TO else "day"
+
+
+def _series(db: duckdb.DuckDBPyConnection, counts: str, unit: Unit | None) -> Series:
+    """Visitors and pageviews per `unit` of the pageviews `counts` holds."""
+    if unit is None:
         return Series("day")
-    hourly = end - start <= HOURLY_UP_TO
-    unit = "hour" if hourly else "day"
-    bucket = f"date_trunc('{unit}', {scope.local('r.ts')})"
     rows = db.execute(
-        f"SELECT {bucket} AS b, count(DISTINCT visitor_id), count(*) FROM requests r "
-        f"WHERE {scope.where('r', pages=True)} GROUP BY b ORDER BY b",
-        scope.params,
+        f"SELECT bucket, count(DISTINCT visitor_id), sum(n) FROM {counts} "
+        "GROUP BY bucket ORDER BY bucket"
     ).fetchall()
-    fmt = "%m-%d %Hh" if hourly else "%Y-%m-%d"
+    fmt = "%m-%d %Hh" if unit == "hour" else "%Y-%m-%d"
     out = Series(unit)
     for b, v, p in rows:
         out.labels.append(b.strftime(fmt))

@@ -6,6 +6,7 @@ from ..model import Column, Report
 from ..scope import Scope, sessions_from
 from ..store import Store
 from ._util import bots_note, rows
+from .counting import Counted, pageviews
 
 KEYS = (
     ("requests", "Requests (hits, bots included)", "int"),
@@ -18,18 +19,19 @@ KEYS = (
 )
 
 
-def totals(store: Store, scope: Scope) -> dict[str, object]:
-    """The overview's numbers for one scope, keyed as in the JSON output."""
+def totals(store: Store, scope: Scope, counts: Counted | None = None) -> dict[str, object]:
+    """The overview's numbers for one scope, keyed as in the JSON output (`counts`: the
+    scope's pageviews as `counting.counted` made them, if it has)."""
     sql = f"""
-        SELECT
-          (SELECT count(*) FROM requests r WHERE {scope.where("r", bots=True)}) AS requests,
-          (SELECT count(*) FROM requests r WHERE {scope.where("r", pages=True)}) AS pageviews,
-          (SELECT count(DISTINCT visitor_id) FROM requests r
-           WHERE {scope.where("r", pages=True)}) AS visitors,
-          s.sessions, s.bounce_rate, s.avg_seconds,
-          (SELECT count(*) FILTER (coalesce(is_bot, FALSE)) FROM requests r
-           WHERE {scope.where("r", bots=True)}) AS bot_requests
-        FROM (SELECT count(*) AS sessions, avg(bounce::INT) AS bounce_rate,
+        SELECT h.requests, p.pageviews, p.visitors, s.sessions, s.bounce_rate,
+               s.avg_seconds, h.bot_requests
+        FROM (SELECT count(*) AS requests,
+                     count(*) FILTER (coalesce(is_bot, FALSE)) AS bot_requests
+              FROM requests r WHERE {scope.where("r", bots=True)}) h,
+             (SELECT coalesce(sum(n), 0)::BIGINT AS pageviews,
+                     count(DISTINCT visitor_id) AS visitors
+              FROM {counts.pageviews if counts else pageviews(scope)}) p,
+             (SELECT count(*) AS sessions, avg(bounce::INT) AS bounce_rate,
                      avg(seconds) AS avg_seconds
               FROM {sessions_from(scope)}) s
     """
@@ -37,8 +39,9 @@ def totals(store: Store, scope: Scope) -> dict[str, object]:
     return dict(zip([k for k, _, _ in KEYS], row, strict=False))
 
 
-def overview(store: Store, scope: Scope) -> list[Report]:
-    """Requests, pageviews, visitors, sessions, bounce rate, average session, bot requests.
+def overview(store: Store, scope: Scope, counts: Counted | None = None) -> list[Report]:
+    """Requests, pageviews, visitors, sessions, bounce rate, average session, bot requests
+    (`counts`: the scope's pageviews as `counting.counted` made them, if the caller has).
 
     Example:
         >>> import tempfile, pathlib
@@ -46,7 +49,7 @@ def overview(store: Store, scope: Scope) -> list[Report]:
         ...     overview(s, Scope(sessions_stale=False))[0].record["requests"]
         0
     """
-    now = totals(store, scope)
+    now = totals(store, scope, counts)
     prev_scope = scope.previous()
     before = totals(store, prev_scope) if prev_scope else None
     columns = [Column("metric", "", "text"), Column("value", scope.label, "mixed")]

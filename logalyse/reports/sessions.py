@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
 from ..model import Column, Report
-from ..scope import Scope, sessions_from
+from ..scope import Scope, sessions_from, stored
 from ..store import Store
 from ._util import bots_note, empty_message
 
@@ -29,6 +36,37 @@ def _buckets(column: str, buckets: tuple[tuple[str, int, int | None], ...]) -> s
     return f"CASE {whens} END"
 
 
+@contextmanager
+def _source(store: Store, scope: Scope) -> Iterator[tuple[duckdb.DuckDBPyConnection, Query]]:
+    """The scope's sessions, for the block: stored ones are read where they lie (each
+    query reads only its columns); made from the requests, they are made once into a
+    temporary table, with only what the queries here read."""
+    with store.attached() as con:
+        if stored(scope):
+            yield con, Query(sessions_from(scope), scope.params)
+            return
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE sess AS SELECT visitor_id, start, pageviews, "
+            f"entry, exit, seconds, bounce FROM {sessions_from(scope)}",
+            scope.params,
+        )
+        try:
+            yield con, Query("sess", {})
+        finally:
+            con.execute("DROP TABLE IF EXISTS sess")
+
+
+@dataclass(frozen=True)
+class Query:
+    """Where sessions are read from (SQL after FROM), and its parameters."""
+
+    source: str
+    params: dict[str, object]
+
+    def run(self, con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[Any, ...]]:
+        return con.execute(sql.format(sessions=self.source), self.params).fetchall()
+
+
 def sessions(store: Store, scope: Scope) -> list[Report]:
     """Sessions, bounce rate, mean and median duration and pages per session, per day;
     distributions of duration and depth; top entry and exit pages.
@@ -39,39 +77,20 @@ def sessions(store: Store, scope: Scope) -> list[Report]:
         ...     [r.name for r in sessions(s, Scope(sessions_stale=False))]
         ['sessions', 'sessions_per_day', 'durations', 'depth', 'entry', 'exit']
     """
-    sql = f"CREATE OR REPLACE TEMP TABLE sess AS {sessions_from(scope)}"
     day = scope.local("start")
-    with store.attached() as con:
-        con.execute(sql, scope.params)
-        try:
-            summary = con.execute(
-                "SELECT count(*), avg(bounce::INT), avg(seconds), median(seconds), "
-                "avg(pageviews) FROM sess"
-            ).fetchall()
-            per_day = con.execute(
-                f"SELECT {day}::DATE AS day, count(*), count(DISTINCT visitor_id), "
-                "avg(bounce::INT), avg(seconds), median(seconds), avg(pageviews) "
-                "FROM sess GROUP BY 1 ORDER BY 1"
-            ).fetchall()
-            durations = con.execute(
-                f"SELECT {_buckets('seconds', DURATIONS)} AS b, count(*) FROM sess "
-                "GROUP BY 1 ORDER BY 1"
-            ).fetchall()
-            depth = con.execute(
-                f"SELECT {_buckets('pageviews', DEPTHS)} AS b, count(*) FROM sess "
-                "GROUP BY 1 ORDER BY 1"
-            ).fetchall()
-            entries = con.execute(
-                "SELECT entry, count(*) AS n, avg(bounce::INT) FROM sess GROUP BY 1 "
-                "ORDER BY n DESC, entry LIMIT ?",
-                [scope.limit],
-            ).fetchall()
-            exits = con.execute(
-                "SELECT exit, count(*) AS n FROM sess GROUP BY 1 ORDER BY n DESC, exit LIMIT ?",
-                [scope.limit],
-            ).fetchall()
-        finally:
-            con.execute("DROP TABLE IF EXISTS sess")
+    with _source(store, scope) as (con, q):
+        summary = q.run(
+            con,
+            "SELECT count(*), avg(bounce::INT), avg(seconds), median(seconds), "
+            "avg(pageviews) FROM {sessions}",
+        )
+        per_day = q.run(
+            con,
+            f"SELECT {day}::DATE AS day, count(*), count(DISTINCT visitor_id), "
+            "avg(bounce::INT), avg(seconds), median(seconds), avg(pageviews) "
+            "FROM {sessions} GROUP BY 1 ORDER BY 1",
+        )
+        rest = _shape(con, q, scope)
     total = int(summary[0][0] or 0)
     empty = empty_message("sessions", scope)
     gap = int(scope.gap.total_seconds() // 60)
@@ -79,11 +98,6 @@ def sessions(store: Store, scope: Scope) -> list[Report]:
         f"a session: one visitor's pageviews with no gap over {gap} minutes; {bots_note(scope)}",
         "visitor ids change at midnight, so a visit across midnight counts as two sessions",
     ]
-
-    def share(n: object) -> float:
-        return int(n) / total if total else 0.0  # type: ignore[call-overload]
-
-    count_cols = [Column("sessions", "sessions", "int"), Column("share", "share", "pct")]
     return [
         Report(
             "sessions",
@@ -115,6 +129,54 @@ def sessions(store: Store, scope: Scope) -> list[Report]:
             [(*r, None) for r in per_day],
             empty=empty,
         ),
+        *rest,
+    ]
+
+
+def shape(store: Store, scope: Scope) -> list[Report]:
+    """The sessions report's durations, depth, entry and exit pages, without its per-day
+    tables (what the dashboard shows of it).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> with Store(pathlib.Path(tempfile.mkdtemp()) / "t.duckdb") as s:
+        ...     [r.name for r in shape(s, Scope(sessions_stale=False))]
+        ['durations', 'depth', 'entry', 'exit']
+    """
+    with _source(store, scope) as (con, q):
+        return _shape(con, q, scope)
+
+
+def _shape(con: duckdb.DuckDBPyConnection, q: Query, scope: Scope) -> list[Report]:
+    durations = q.run(
+        con,
+        f"SELECT {_buckets('seconds', DURATIONS)} AS b, count(*) FROM {{sessions}} "
+        "GROUP BY 1 ORDER BY 1",
+    )
+    depth = q.run(
+        con,
+        f"SELECT {_buckets('pageviews', DEPTHS)} AS b, count(*) FROM {{sessions}} "
+        "GROUP BY 1 ORDER BY 1",
+    )
+    entries = q.run(
+        con,
+        "SELECT entry, count(*) AS n, avg(bounce::INT) FROM {sessions} GROUP BY 1 "
+        f"ORDER BY n DESC, entry LIMIT {int(scope.limit)}",
+    )
+    exits = q.run(
+        con,
+        "SELECT exit, count(*) AS n FROM {sessions} GROUP BY 1 "
+        f"ORDER BY n DESC, exit LIMIT {int(scope.limit)}",
+    )
+    # Every session has a duration (finish >= start): the buckets add up to all of them.
+    total = sum(int(n) for _, n in durations)
+    empty = empty_message("sessions", scope)
+
+    def share(n: object) -> float:
+        return int(n) / total if total else 0.0  # type: ignore[call-overload]
+
+    count_cols = [Column("sessions", "sessions", "int"), Column("share", "share", "pct")]
+    return [
         Report(
             "durations",
             "Duration",
