@@ -95,6 +95,11 @@ class Scope:
         }
         return {k: v for k, v in values.items() if v is not None}
 
+    def params_for(self, sql: str) -> dict[str, object]:
+        """`params` less those `sql` does not name (DuckDB refuses a parameter a query does
+        not use): a query over a table made for the scope names none."""
+        return {k: v for k, v in self.params.items() if f"${k}" in sql}
+
     def where(
         self,
         alias: str = "r",

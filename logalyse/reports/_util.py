@@ -41,9 +41,8 @@ def frugally(store: Store, run: Callable[[], T]) -> T:
 def rows(store: Store, scope: Scope, sql: str) -> list[tuple[object, ...]]:
     """Run `sql`, whose conditions `scope` wrote, with those of its named parameters it
     names (none, when it reads a table made for the scope: `counting.counted`)."""
-    params = {k: v for k, v in scope.params.items() if f"${k}" in sql}
     with store.attached() as con:
-        return con.execute(sql, params).fetchall()
+        return con.execute(sql, scope.params_for(sql)).fetchall()
 
 
 def empty_message(what: str, scope: Scope) -> str:

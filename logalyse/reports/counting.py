@@ -1,75 +1,214 @@
-"""Pageviews as the visitor-counting reports read them, and the one pass that lets several
-of them share the work (the dashboard's).
+"""Visitors and pageviews, for the reports that count them: the overview, the dashboard's
+time series, countries, browsers, OS and devices.
 
 Counting distinct visitors is what costs in a report: a hash of every visitor id in the
-period, for each table. The overview, the time series, countries, browsers, OS and devices
-all count the same pageviews, so the dashboard groups them once per visitor (with their
-user agent, country and local day or hour) into a temporary table about a third of their
-size, and each of those reports counts over it. Both sources have the same columns, and
-the reports use `count(DISTINCT visitor_id)` and `sum(n)` over either.
+period, for each table. `Counted` names where each table's numbers are read from:
+
+- the stored sessions, where they answer (UTC days, no path, humans, the stored gap, no
+  import under way): each visitor's first session of its day is marked (`first_of_day`),
+  so daily visitors are a count of rows, no distinct needed; pageviews are counted from
+  the requests, which hold those of Do Not Track requests too (`counts_for`, and for the
+  dashboard one grouping-sets pass into a small table, `counted`);
+- else the pageviews themselves (`from_requests`), which the dashboard groups once per
+  visitor, user agent, country and day into a temporary table about a third of their
+  size, each table counting over it (`counted`).
+
+Every way gives the same numbers: visitors are distinct (day, visitor id) pairs, the
+daily visitors summed over the days, as the overview says.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import duckdb
 
-from ..scope import Scope
+from ..scope import Scope, sessions_from, stored
 
 Unit = Literal["day", "hour"]
 
 
-def pageviews(scope: Scope, unit: Unit = "day") -> str:
-    """SQL (parenthesised; parameters: `scope.params`): the pageviews in scope, one row
-    each, with the columns visitor_id, ua_id, country, bucket (the local day or hour they
-    fall in) and n = 1.
+@dataclass(frozen=True)
+class Counted:
+    """SQL relations (parenthesised queries or tables; parameters: those of the scope they
+    name) with the visitors and pageviews in a scope:
 
-    Example:
-        >>> pageviews(Scope(sessions_stale=False)).startswith("(SELECT r.visitor_id")
-        True
+    - `totals`: one row (visitors, pageviews);
+    - `series`: (bucket, visitors, pageviews) per local day or hour;
+    - `countries`: (value, visitors, pageviews) per country, NULL for unknown;
+    - `agents`: (ua_id, v, n), visitors and pageviews per user agent id.
     """
-    local = scope.local("r.ts")
-    bucket = f"{local}::DATE" if unit == "day" else f"date_trunc('hour', {local})"
+
+    totals: str
+    series: str
+    countries: str
+    agents: str
+
+
+def _pageviews(scope: Scope, unit: Unit) -> str:
+    """The pageviews in scope, one row each: visitor_id, ua_id, country, day (local) and
+    bucket (the day, or the hour)."""
+    day = f"{scope.local('r.ts')}::DATE"
+    bucket = day if unit == "day" else f"date_trunc('hour', {scope.local('r.ts')})"
     return (
-        f"(SELECT r.visitor_id, r.ua_id, r.country, {bucket} AS bucket, 1 AS n "
+        f"(SELECT r.visitor_id, r.ua_id, r.country, {day} AS day, {bucket} AS bucket "
         f"FROM requests r WHERE {scope.where('r', pages=True)})"
     )
 
 
-@dataclass(frozen=True)
-class Counted:
-    """The temporary tables `counted` made: `pageviews` stands where `pageviews(scope)`
-    would (one row per visitor, user agent, country and bucket; n: their pageviews);
-    `agents` holds, per user agent id, its visitors (v) and pageviews (n)."""
+#: Visitors over several days: a visitor id is a day's, so distinct (day, id) pairs, the
+#: daily visitors summed over the days (two people of two days with the same id are two).
+VISITORS = "count(DISTINCT (day - DATE '1970-01-01')::BIGINT * 4294967296 + visitor_id)"
 
-    pageviews: str
-    agents: str
+
+def _over(rows: str, n: str) -> Counted:
+    """The relations over `rows` (pageviews with visitor_id, ua_id, country, day and
+    bucket), `n` the SQL of their number of pageviews."""
+    visitors = VISITORS
+    return Counted(
+        totals=f"(SELECT {visitors} AS visitors, coalesce({n}, 0) AS pageviews FROM {rows})",
+        series=(
+            f"(SELECT bucket, count(DISTINCT visitor_id) AS visitors, {n} AS pageviews "
+            f"FROM {rows} GROUP BY 1)"
+        ),
+        # Grouped on the column itself: a lighter hash than on an expression of it.
+        countries=(
+            f"(SELECT country AS value, {visitors} AS visitors, {n} AS pageviews "
+            f"FROM {rows} GROUP BY 1)"
+        ),
+        agents=f"(SELECT ua_id, {visitors} AS v, {n} AS n FROM {rows} GROUP BY 1)",
+    )
+
+
+def from_requests(scope: Scope, unit: Unit = "day") -> Counted:
+    """Counted straight from the pageviews in scope (what a report alone reads).
+
+    Example:
+        >>> from_requests(Scope(sessions_stale=False)).totals.startswith("(SELECT count(")
+        True
+    """
+    return _over(_pageviews(scope, unit), "count(*)")
+
+
+def counts_for(scope: Scope) -> Counted:
+    """Where a report alone reads visitors and pageviews in `scope`: the stored sessions'
+    daily firsts and the requests' pageviews when they answer (`_answers`), else the
+    pageviews (`from_requests`).
+
+    Example:
+        >>> counts_for(Scope(sessions_stale=False)).totals.startswith("(SELECT (SELECT")
+        True
+        >>> counts_for(Scope(tz="Europe/Paris", sessions_stale=False)) == from_requests(
+        ...     Scope(tz="Europe/Paris", sessions_stale=False))
+        True
+    """
+    if not _answers(scope):
+        return from_requests(scope)
+    firsts = f"(SELECT * FROM {sessions_from(scope)} WHERE first_of_day)"
+    pages = f"(SELECT * FROM requests r WHERE {scope.where('r', pages=True)})"
+
+    def by(name: str, of_session: str, of_request: str, v: str, n: str) -> str:
+        return (
+            f"(SELECT coalesce(s.k, p.k) AS {name}, coalesce(s.v, 0) AS {v}, "
+            f"coalesce(p.n, 0) AS {n} FROM "
+            f"(SELECT {of_session} AS k, count(*) AS v FROM {firsts} GROUP BY 1) s FULL JOIN "
+            f"(SELECT {of_request} AS k, count(*) AS n FROM {pages} GROUP BY 1) p "
+            "ON s.k IS NOT DISTINCT FROM p.k)"
+        )
+
+    return Counted(
+        totals=(
+            f"(SELECT (SELECT count(*) FROM {firsts}) AS visitors, "
+            f"(SELECT count(*) FROM {pages}) AS pageviews)"
+        ),
+        series=by("bucket", "start::DATE", "ts::DATE", "visitors", "pageviews"),
+        countries=by("value", "country", "country", "visitors", "pageviews"),
+        agents=by("ua_id", "ua_id", "ua_id", "v", "n"),
+    )
+
+
+def _answers(scope: Scope) -> bool:
+    """Whether the stored sessions, whose first of each visitor's UTC day is marked, can
+    count the visitors in `scope`: not when they are made on the fly (a path, bots,
+    another gap, an import under way), nor for local days that are not UTC's."""
+    return stored(scope) and scope.tz == "UTC"
+
+
+def _daily_sql(scope: Scope) -> str | None:
+    """SQL of the table `counted` makes, when the sessions answer (`_answers`), from their
+    daily firsts and from the requests, which hold every pageview (those of Do Not Track
+    requests too): per `side` (s: visitors, p: pageviews), one grouping set each per
+    `day`, `country`, `ua_id` and all (`per`)."""
+    if not _answers(scope):
+        return None
+    sets = "GROUPING SETS ((day), (country), (ua_id), ())"
+    per = (
+        "CASE grouping(day, country, ua_id) WHEN 3 THEN 'day' WHEN 5 THEN 'country' "
+        "WHEN 6 THEN 'ua_id' ELSE 'all' END"
+    )
+    return f"""
+        SELECT 's' AS side, {per} AS per, day, country, ua_id, count(*) AS n
+        FROM (SELECT start::DATE AS day, country, ua_id FROM {sessions_from(scope)}
+              WHERE first_of_day) GROUP BY {sets}
+        UNION ALL
+        SELECT 'p', {per}, day, country, ua_id, count(*)
+        FROM (SELECT ts::DATE AS day, country, ua_id FROM requests r
+              WHERE {scope.where("r", pages=True)}) GROUP BY {sets}
+    """
+
+
+def _from_daily(table: str) -> Counted:
+    def by(key: str, name: str, v: str, n: str) -> str:
+        return (
+            f"(SELECT {key} AS {name}, coalesce(sum(n) FILTER (side = 's'), 0) AS {v}, "
+            f"coalesce(sum(n) FILTER (side = 'p'), 0) AS {n} FROM {table} "
+            f"WHERE per = '{key}' GROUP BY 1)"
+        )
+
+    return Counted(
+        totals=(
+            "(SELECT coalesce(sum(n) FILTER (side = 's'), 0) AS visitors, "
+            f"coalesce(sum(n) FILTER (side = 'p'), 0) AS pageviews FROM {table} "
+            "WHERE per = 'all')"
+        ),
+        series=by("day", "bucket", "visitors", "pageviews"),
+        countries=by("country", "value", "visitors", "pageviews"),
+        agents=by("ua_id", "ua_id", "v", "n"),
+    )
 
 
 @contextmanager
 def counted(con: duckdb.DuckDBPyConnection, scope: Scope, unit: Unit = "day") -> Iterator[Counted]:
-    """The pageviews in scope grouped once, for the block (see `Counted`)."""
-    tables = Counted("counted_pageviews", "counted_agents")
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {tables.pageviews} AS "
-        "SELECT visitor_id, ua_id, country, bucket, count(*)::INTEGER AS n "
-        f"FROM {pageviews(scope, unit)} GROUP BY ALL",
-        scope.params,
-    )
+    """Visitors and pageviews in scope for several tables at once (the dashboard's), for
+    the block: from the sessions when they answer (`_daily_sql`), else from the
+    pageviews grouped once per visitor, user agent, country, day and bucket into a temporary
+    table. The user agents' counts, read three times, are kept in one."""
+    daily = _daily_sql(scope) if unit == "day" else None
+    made = ["counted_agents"]
+    if daily is not None:
+        made.append("counted_daily")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE counted_daily AS {daily}", scope.params)
+        found = _from_daily("counted_daily")
+    else:
+        made.append("counted_pageviews")
+        hour = ", bucket" if unit == "hour" else ""  # per day, the bucket is the day
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE counted_pageviews AS "
+            f"SELECT visitor_id, ua_id, country, day{hour}, count(*)::INTEGER AS n "
+            f"FROM {_pageviews(scope, unit)} GROUP BY ALL",
+            scope.params,
+        )
+        rows = "counted_pageviews" if hour else "(SELECT *, day AS bucket FROM counted_pageviews)"
+        found = _over(rows, "sum(n)::BIGINT")
     try:
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {tables.agents} AS "
-            f"SELECT ua_id, {AGENT_COUNTS} FROM {tables.pageviews} GROUP BY ua_id"
+            f"CREATE OR REPLACE TEMP TABLE counted_agents AS SELECT * FROM {found.agents}",
+            scope.params_for(found.agents),
         )
-        yield tables
+        yield replace(found, agents="counted_agents")
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {tables.pageviews}")
-        con.execute(f"DROP TABLE IF EXISTS {tables.agents}")
-
-
-#: Per user agent: distinct visitors (v) and pageviews (n), over `pageviews` or its table.
-AGENT_COUNTS = "count(DISTINCT visitor_id) AS v, sum(n) AS n"
+        for table in made:
+            con.execute(f"DROP TABLE IF EXISTS {table}")

@@ -15,7 +15,7 @@ from ..scope import Scope, sessions_from
 from ..store import Store, dirty_window, site_hosts
 from ._util import frugally
 from .breakdowns import bots, browsers, countries, devices, not_found, os_families, pages
-from .counting import Unit, counted
+from .counting import Counted, Unit, counted
 from .overview import overview
 from .referrers import campaigns, referrers, search
 from .sessions import shape
@@ -50,7 +50,7 @@ def _dashboard(store: Store, scope: Scope, title: str | None) -> Dashboard:
         geoip_kind = kinds[0][0] if kinds else None
         unit = _unit(db, scope)
         with counted(db, scope, unit or "day") as counts:
-            series = _series(db, counts.pageviews, unit)
+            series = _series(db, scope, counts, unit)
             (now,) = overview(store, scope, counts)
             places = countries(store, scope, counts)
             agents = [f(store, scope, counts) for f in (devices, browsers, os_families)]
@@ -155,14 +155,14 @@ def _unit(db: duckdb.DuckDBPyConnection, scope: Scope) -> Unit | None:
     return "hour" if end - start <= HOURLY_UP_TO else "day"
 
 
-def _series(db: duckdb.DuckDBPyConnection, counts: str, unit: Unit | None) -> Series:
-    """Visitors and pageviews per `unit` of the pageviews `counts` holds."""
+def _series(
+    db: duckdb.DuckDBPyConnection, scope: Scope, counts: Counted, unit: Unit | None
+) -> Series:
+    """Visitors and pageviews per `unit`, as `counts` has them."""
     if unit is None:
         return Series("day")
-    rows = db.execute(
-        f"SELECT bucket, count(DISTINCT visitor_id), sum(n) FROM {counts} "
-        "GROUP BY bucket ORDER BY bucket"
-    ).fetchall()
+    sql = f"SELECT bucket, visitors, pageviews FROM {counts.series} ORDER BY bucket"
+    rows = db.execute(sql, scope.params_for(sql)).fetchall()
     fmt = "%m-%d %Hh" if unit == "hour" else "%Y-%m-%d"
     out = Series(unit)
     for b, v, p in rows:

@@ -6,7 +6,7 @@ from ..model import Column, Report
 from ..scope import Scope, sessions_from
 from ..store import Store
 from ._util import bots_note, rows
-from .counting import Counted, pageviews
+from .counting import Counted, counts_for
 
 KEYS = (
     ("requests", "Requests (hits, bots included)", "int"),
@@ -28,9 +28,8 @@ def totals(store: Store, scope: Scope, counts: Counted | None = None) -> dict[st
         FROM (SELECT count(*) AS requests,
                      count(*) FILTER (coalesce(is_bot, FALSE)) AS bot_requests
               FROM requests r WHERE {scope.where("r", bots=True)}) h,
-             (SELECT coalesce(sum(n), 0)::BIGINT AS pageviews,
-                     count(DISTINCT visitor_id) AS visitors
-              FROM {counts.pageviews if counts else pageviews(scope)}) p,
+             (SELECT pageviews::BIGINT AS pageviews, visitors::BIGINT AS visitors
+              FROM {(counts or counts_for(scope)).totals}) p,
              (SELECT count(*) AS sessions, avg(bounce::INT) AS bounce_rate,
                      avg(seconds) AS avg_seconds
               FROM {sessions_from(scope)}) s

@@ -115,7 +115,7 @@ _V2 = (
         device VARCHAR
     )
     """,
-    lambda db: remake_all_sessions(db),
+    # Made by migration 7, which makes every session again (with its later columns).
 )
 
 
@@ -220,6 +220,15 @@ _V6 = (
     "ALTER TABLE requests ALTER COLUMN visitor_id DROP NOT NULL",
 )
 
+# Sessions carry their user agent, and whether each is its visitor's first of the (UTC)
+# day: the dashboard counts daily visitors by country, browser and day from them without
+# a distinct count over every pageview (issue 17).
+_V7 = (
+    "ALTER TABLE sessions ADD COLUMN IF NOT EXISTS ua_id INTEGER",
+    "ALTER TABLE sessions ADD COLUMN IF NOT EXISTS first_of_day BOOLEAN",
+    lambda db: remake_all_sessions(db),
+)
+
 #: version -> statements bringing the previous version to it.
 MIGRATIONS: dict[int, tuple[str | Callable[[Any], None], ...]] = {
     1: _V1,
@@ -228,4 +237,5 @@ MIGRATIONS: dict[int, tuple[str | Callable[[Any], None], ...]] = {
     4: _V4,
     5: _V5,
     6: _V6,
+    7: _V7,
 }

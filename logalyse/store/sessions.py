@@ -28,15 +28,20 @@ def sessionise_sql(where: str = "r.is_pageview", gap: int = SESSION_GAP_SECONDS)
     (visitor, time, then what the rows hold, so that tied timestamps always give the same
     answer, however the requests were split into files, servers or imports) finds each
     session's first and last request; a second pass over those rows only pairs them up.
-    Only the first row carries the source, country and device.
+    Only the first row carries the source, country, device and user agent. A visitor's
+    sessions are made together (from all their pageviews), so the first of each UTC day
+    is known: `first_of_day`.
     """
     payload = (
         "r.host, r.path, r.source_kind, r.source_name, r.referrer_host, r.utm_source, "
-        "r.utm_medium, r.utm_campaign, r.country, u.device"
+        "r.utm_medium, r.utm_campaign, r.country, u.device, r.ua_id"
     )
     return f"""
         SELECT visitor_id, host, start, finish, pageviews, entry, exit, source_kind,
-               source_name, referrer_host, utm_source, utm_medium, utm_campaign, country, device
+               source_name, referrer_host, utm_source, utm_medium, utm_campaign, country,
+               device, ua_id,
+               row_number() OVER (PARTITION BY visitor_id, start::DATE ORDER BY start) = 1
+                   AS first_of_day
         FROM (
             SELECT visitor_id, host, ts AS start,
                    CASE WHEN last THEN ts ELSE lead(ts) OVER w2 END AS finish,
@@ -44,7 +49,7 @@ def sessionise_sql(where: str = "r.is_pageview", gap: int = SESSION_GAP_SECONDS)
                        AS pageviews,
                    path AS entry, CASE WHEN last THEN path ELSE lead(path) OVER w2 END AS exit,
                    new, source_kind, source_name, referrer_host, utm_source, utm_medium,
-                   utm_campaign, country, device
+                   utm_campaign, country, device, ua_id
             FROM (
                 SELECT r.visitor_id, r.ts, {payload}, row_number() OVER w AS rn,
                        coalesce(date_diff('second', lag(r.ts) OVER w, r.ts) > {gap}, TRUE)

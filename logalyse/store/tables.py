@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,12 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ("utm_campaign", "VARCHAR"),
         ("country", "VARCHAR"),
         ("device", "VARCHAR"),
+        ("ua_id", "INTEGER", "the user agent (a visitor id hashes it: all its requests share it)"),
+        (
+            "first_of_day",
+            "BOOLEAN",
+            "the visitor's first session of its UTC day: counting these counts daily visitors",
+        ),
     ),
 }
 
