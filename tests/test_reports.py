@@ -654,3 +654,19 @@ def test_a_report_that_outgrows_the_report_memory_runs_again_without_it(
         assert run("300KB") == ["292.9 KiB", own]  # no query of it fits
         store.con.execute("CREATE TEMP TABLE pinned AS SELECT range AS n FROM range(500000)")
         assert run("1MB") == [own]  # the instance holds 4 MB: the limit cannot be set
+
+
+@pytest.mark.parametrize("filters", [{}, {"since": "2026-11-02", "until": "2026-11-03"}])
+def test_marked_sessions_count_the_visitors_distinct_counting_finds(
+    demo_db: Path, filters: dict[str, Any]
+) -> None:
+    """In UTC, reports count visitors from the sessions marked first of their visitor's
+    day (`store.sessions.FIRSTS`); in another zone, by distinct (day, id) pairs. London
+    is UTC in November: every report of the demo store (November) must read the same
+    either way."""
+    with Store(demo_db, read_only=True) as store:
+        for name in REPORTS:
+            utc = logalyse.report(store, name, tz="UTC", limit=0, **filters)
+            london = logalyse.report(store, name, tz="Europe/London", limit=0, **filters)
+            assert [r.rows for r in utc] == [r.rows for r in london], name
+            assert utc[0].rows or name in ("campaigns",), name

@@ -8,7 +8,7 @@ from ..model import Column, Report
 from ..scope import Scope, sessions_from
 from ..store import Store
 from ._util import bots_note, empty_message, rows
-from .counting import Counted, counts_for
+from .counting import Counted, counts_for, day_visitors
 
 _VISITOR_NOTE = "visitors: distinct daily visitor ids (ids change at midnight)"
 
@@ -103,7 +103,7 @@ def pages(store: Store, scope: Scope) -> list[Report]:
             GROUP BY 1 ORDER BY pageviews DESC, path LIMIT {int(scope.limit)}
         )
         SELECT top.path, any_value(top.pageviews) AS pageviews,
-               count(DISTINCT r.visitor_id) AS visitors
+               {day_visitors(f"{scope.local('r.ts')}::DATE", "r.visitor_id")} AS visitors
         FROM top JOIN requests r ON r.path = top.path AND {scope.where("r", pages=True)}
         GROUP BY 1 ORDER BY pageviews DESC, top.path
         """,

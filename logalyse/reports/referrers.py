@@ -10,6 +10,7 @@ from ..model import Column, Report
 from ..scope import Scope, sessions_from
 from ..store import Store
 from ._util import bots_note, empty_message, rows
+from .counting import session_visitors
 
 
 def referrers(store: Store, scope: Scope) -> list[Report]:
@@ -20,7 +21,8 @@ def referrers(store: Store, scope: Scope) -> list[Report]:
         scope,
         f"""
         SELECT coalesce(source_kind, 'direct') AS kind, count(*) AS sessions,
-               count(DISTINCT visitor_id) AS visitors, sum(count(*)) OVER () AS total
+               {session_visitors(scope, "first_of_kind")} AS visitors,
+               sum(count(*)) OVER () AS total
         FROM {sessions_from(scope)} WHERE coalesce(source_kind, '') NOT IN ('spam')
         GROUP BY 1 ORDER BY sessions DESC, kind
         """,
@@ -48,7 +50,8 @@ def referrers(store: Store, scope: Scope) -> list[Report]:
             GROUP BY 1
         )
         SELECT s.referrer_host, any_value(k.kind) AS kind, count(*) AS sessions,
-               count(DISTINCT s.visitor_id) AS visitors, any_value(l.pages) AS pages
+               {session_visitors(scope, "first_of_referrer")} AS visitors,
+               any_value(l.pages) AS pages
         FROM s LEFT JOIN landing l ON s.referrer_host = l.referrer_host
         LEFT JOIN kinds k ON s.referrer_host = k.referrer_host
         GROUP BY s.referrer_host ORDER BY sessions DESC, s.referrer_host
@@ -97,7 +100,8 @@ def campaigns(store: Store, scope: Scope) -> list[Report]:
         scope,
         f"""
         SELECT utm_source, utm_medium, utm_campaign, count(*) AS sessions,
-               count(DISTINCT visitor_id) AS visitors, sum(pageviews) AS pageviews,
+               {session_visitors(scope, "first_of_campaign")} AS visitors,
+               sum(pageviews) AS pageviews,
                avg(bounce::INT) AS bounce_rate
         FROM {sessions_from(scope)} WHERE source_kind = 'campaign'
         GROUP BY ALL ORDER BY sessions DESC, utm_source, utm_medium, utm_campaign
@@ -130,7 +134,8 @@ def search(store: Store, scope: Scope) -> list[Report]:
         store,
         scope,
         f"""
-        SELECT source_name, count(*) AS sessions, count(DISTINCT visitor_id) AS visitors,
+        SELECT source_name, count(*) AS sessions,
+               {session_visitors(scope, "first_of_engine")} AS visitors,
                avg(bounce::INT) AS bounce_rate, sum(count(*)) OVER () AS total
         FROM {sessions_from(scope)} WHERE source_kind = 'search'
         GROUP BY 1 ORDER BY sessions DESC, source_name LIMIT {int(scope.limit)}

@@ -221,11 +221,14 @@ _V6 = (
 )
 
 # Sessions carry their user agent, and whether each is its visitor's first of the (UTC)
-# day: the dashboard counts daily visitors by country, browser and day from them without
-# a distinct count over every pageview (issue 17).
-_V7 = (
+# day (of its source, referrer...): reports count daily visitors by country, browser, day
+# and source from them without a distinct count over every pageview (issue 17).
+_V7: tuple[str | Callable[[Any], None], ...] = (
     "ALTER TABLE sessions ADD COLUMN IF NOT EXISTS ua_id INTEGER",
-    "ALTER TABLE sessions ADD COLUMN IF NOT EXISTS first_of_day BOOLEAN",
+    *(
+        f"ALTER TABLE sessions ADD COLUMN IF NOT EXISTS first_of_{first} BOOLEAN"
+        for first in ("day", "kind", "referrer", "engine", "campaign")
+    ),
     lambda db: remake_all_sessions(db),
 )
 

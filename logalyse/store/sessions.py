@@ -29,9 +29,14 @@ def sessionise_sql(where: str = "r.is_pageview", gap: int = SESSION_GAP_SECONDS)
     answer, however the requests were split into files, servers or imports) finds each
     session's first and last request; a second pass over those rows only pairs them up.
     Only the first row carries the source, country, device and user agent. A visitor's
-    sessions are made together (from all their pageviews), so the first of each UTC day
-    is known: `first_of_day`.
+    sessions are made together (from all their pageviews), so which of them is the first
+    of its UTC day, or the first of the day from its source, is known: `FIRSTS`.
     """
+    firsts = ",\n".join(
+        f"row_number() OVER (PARTITION BY visitor_id, start::DATE{', ' + by if by else ''} "
+        f"ORDER BY start) = 1 AS {name}"
+        for name, by in FIRSTS.items()
+    )
     payload = (
         "r.host, r.path, r.source_kind, r.source_name, r.referrer_host, r.utm_source, "
         "r.utm_medium, r.utm_campaign, r.country, u.device, r.ua_id"
@@ -39,9 +44,7 @@ def sessionise_sql(where: str = "r.is_pageview", gap: int = SESSION_GAP_SECONDS)
     return f"""
         SELECT visitor_id, host, start, finish, pageviews, entry, exit, source_kind,
                source_name, referrer_host, utm_source, utm_medium, utm_campaign, country,
-               device, ua_id,
-               row_number() OVER (PARTITION BY visitor_id, start::DATE ORDER BY start) = 1
-                   AS first_of_day
+               device, ua_id, {firsts}
         FROM (
             SELECT visitor_id, host, ts AS start,
                    CASE WHEN last THEN ts ELSE lead(ts) OVER w2 END AS finish,
@@ -67,6 +70,17 @@ def sessionise_sql(where: str = "r.is_pageview", gap: int = SESSION_GAP_SECONDS)
         WHERE new
     """
 
+
+#: Marks of a session that is its visitor's first of the (UTC) day among their sessions
+#: sharing what a report groups by (and filters on): reports count daily visitors by
+#: counting marked sessions, without a distinct count (`reports.counting`, `referrers`).
+FIRSTS = {
+    "first_of_day": "",  # visitors; by country, user agent, day
+    "first_of_kind": "coalesce(source_kind, 'direct')",  # by source
+    "first_of_referrer": "referrer_host, source_kind IN ('internal', 'spam')",  # by referrer
+    "first_of_engine": "source_kind, source_name",  # by search engine
+    "first_of_campaign": "source_kind, utm_source, utm_medium, utm_campaign",  # by campaign
+}
 
 #: The order of a visitor's pageviews within one second: by what they hold, not by where
 #: they were read (a log line's place is not comparable across servers or files).

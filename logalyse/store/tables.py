@@ -119,6 +119,10 @@ TABLES: dict[str, tuple[Column, ...]] = {
             "BOOLEAN",
             "the visitor's first session of its UTC day: counting these counts daily visitors",
         ),
+        ("first_of_kind", "BOOLEAN", "... first of the day of its source kind"),
+        ("first_of_referrer", "BOOLEAN", "... from its referrer host"),
+        ("first_of_engine", "BOOLEAN", "... from its source name (a search engine...)"),
+        ("first_of_campaign", "BOOLEAN", "... from its campaign (utm_*)"),
     ),
 }
 
