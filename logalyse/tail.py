@@ -286,10 +286,14 @@ class Tail:
         skipped = 0  # bytes of it dropped, counted with the next block
         deadline = time.monotonic() + self.every
         while not eof:
-            # At a stop, everything already read off the stream is taken: it arrived.
-            for n in range(chunks.qsize() + 1 if self.stop.is_set() else 1):
+            # At a stop, everything already read off the stream is taken: it arrived. That
+            # is what is queued, and a chunk the reader has read but not queued yet (it
+            # waits for the interpreter's lock): each get waits a little for it. A stop
+            # that comes during a pass is seen at the next, after this drain.
+            stopping = self.stop.is_set()
+            for n in range(chunks.qsize() + 1 if stopping else 1):
                 try:
-                    data = chunks.get(timeout=0.1 if n == 0 else 0)
+                    data = chunks.get(timeout=0.1 if n == 0 or stopping else 0)
                 except queue.Empty:
                     break
                 if data is None:
@@ -304,7 +308,7 @@ class Tail:
                 skipped += drop
                 del pending[:drop]
                 skipping = end < 0
-            due = time.monotonic() >= deadline or self.stop.is_set()
+            due = time.monotonic() >= deadline or stopping
             if eof or len(pending) >= self.options.batch_bytes or due:
                 cut = pending.rfind(b"\n") + 1
                 if cut:
@@ -318,7 +322,7 @@ class Tail:
                 else:
                     yield b"", 0
                 deadline = time.monotonic() + self.every
-                if self.stop.is_set():
+                if stopping:
                     break  # an unterminated line at a stop is not a whole line: dropped
         self._unterminated = 1 if pending or skipping else 0
 
