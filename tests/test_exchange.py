@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from datetime import datetime, timezone
 from pathlib import Path
@@ -268,7 +269,7 @@ def test_export_and_from_on_the_command_line(tmp_path: Path, runner: CliRunner) 
         page = tmp_path / "index.html"
         args = ["report", "dashboard", "-q", "--since", "2015-10-01", "-o", str(page)]
         assert runner.invoke(cli, args + source).exit_code == 0
-        pages.append(page.read_text())
+        pages.append(re.sub(r"made [0-9: -]+ UTC", "made", page.read_text()))  # a new minute
     assert pages[0] == pages[1] and "2,344" in pages[0]  # pageviews
     for args, message in (
         (["report", "pages", "--from", str(tmp_path / "nothing")], "names no logalyse export"),
