@@ -95,17 +95,22 @@ def pages(store: Store, scope: Scope) -> list[Report]:
     found = rows(
         store,
         scope,
-        # The top paths by pageviews first; distinct visitors only for those.
+        # The top paths by pageviews first; visitors only for those, counted per rank
+        # (a lighter hash than per path).
         f"""
         WITH top AS (
-            SELECT path, count(*) AS pageviews FROM requests r
-            WHERE {scope.where("r", pages=True)}
+            SELECT path, count(*) AS pageviews,
+                   row_number() OVER (ORDER BY count(*) DESC, path) AS rank
+            FROM requests r WHERE {scope.where("r", pages=True)}
             GROUP BY 1 ORDER BY pageviews DESC, path LIMIT {int(scope.limit)}
+        ), seen AS (
+            SELECT top.rank,
+                   {day_visitors(f"{scope.local('r.ts')}::DATE", "r.visitor_id")} AS visitors
+            FROM requests r JOIN top ON r.path = top.path
+            WHERE {scope.where("r", pages=True)} GROUP BY 1
         )
-        SELECT top.path, any_value(top.pageviews) AS pageviews,
-               {day_visitors(f"{scope.local('r.ts')}::DATE", "r.visitor_id")} AS visitors
-        FROM top JOIN requests r ON r.path = top.path AND {scope.where("r", pages=True)}
-        GROUP BY 1 ORDER BY pageviews DESC, top.path
+        SELECT top.path, top.pageviews, seen.visitors FROM top JOIN seen USING (rank)
+        ORDER BY top.pageviews DESC, top.path
         """,
     )
     return [
