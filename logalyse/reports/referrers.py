@@ -48,14 +48,15 @@ def referrers(store: Store, scope: Scope) -> list[Report]:
             SELECT referrer_host, first(source_kind ORDER BY n DESC, source_kind) AS kind
             FROM (SELECT referrer_host, source_kind, count(*) AS n FROM s GROUP BY 1, 2)
             GROUP BY 1
+        ), top AS (
+            SELECT referrer_host, count(*) AS sessions,
+                   {session_visitors(scope, "first_of_referrer")} AS visitors
+            FROM s GROUP BY 1 ORDER BY sessions DESC, referrer_host LIMIT {int(scope.limit)}
         )
-        SELECT s.referrer_host, any_value(k.kind) AS kind, count(*) AS sessions,
-               {session_visitors(scope, "first_of_referrer")} AS visitors,
-               any_value(l.pages) AS pages
-        FROM s LEFT JOIN landing l ON s.referrer_host = l.referrer_host
-        LEFT JOIN kinds k ON s.referrer_host = k.referrer_host
-        GROUP BY s.referrer_host ORDER BY sessions DESC, s.referrer_host
-        LIMIT {int(scope.limit)}
+        SELECT t.referrer_host, k.kind, t.sessions, t.visitors, l.pages
+        FROM top t LEFT JOIN landing l ON t.referrer_host = l.referrer_host
+        LEFT JOIN kinds k ON t.referrer_host = k.referrer_host
+        ORDER BY t.sessions DESC, t.referrer_host
         """,
     )
     empty = empty_message("sessions", scope)
