@@ -84,19 +84,18 @@ VISITORS = day_visitors("day")
 def _over(rows: str, n: str) -> Counted:
     """The relations over `rows` (pageviews with visitor_id, ua_id, country, day and
     bucket), `n` the SQL of their number of pageviews."""
-    visitors = VISITORS
     return Counted(
-        totals=f"(SELECT {visitors} AS visitors, coalesce({n}, 0) AS pageviews FROM {rows})",
+        totals=f"(SELECT {VISITORS} AS visitors, coalesce({n}, 0) AS pageviews FROM {rows})",
         series=(
             f"(SELECT bucket, count(DISTINCT visitor_id) AS visitors, {n} AS pageviews "
             f"FROM {rows} GROUP BY 1)"
         ),
         # Grouped on the column itself: a lighter hash than on an expression of it.
         countries=(
-            f"(SELECT country AS value, {visitors} AS visitors, {n} AS pageviews "
+            f"(SELECT country AS value, {VISITORS} AS visitors, {n} AS pageviews "
             f"FROM {rows} GROUP BY 1)"
         ),
-        agents=f"(SELECT ua_id, {visitors} AS v, {n} AS n FROM {rows} GROUP BY 1)",
+        agents=f"(SELECT ua_id, {VISITORS} AS v, {n} AS n FROM {rows} GROUP BY 1)",
     )
 
 
