@@ -19,7 +19,7 @@ daily visitors summed over the days, as the overview says.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -111,11 +111,11 @@ def from_requests(scope: Scope, unit: Unit = "day") -> Counted:
 
 def counts_for(scope: Scope) -> Counted:
     """Where a report alone reads visitors and pageviews in `scope`: the stored sessions'
-    daily firsts and the requests' pageviews when they answer (`_answers`), else the
-    pageviews (`from_requests`).
+    daily firsts and the requests' pageviews, grouped by what each table needs, when they
+    answer (`_answers`); else the pageviews (`from_requests`).
 
     Example:
-        >>> counts_for(Scope(sessions_stale=False)).totals.startswith("(SELECT (SELECT")
+        >>> "first_of_day" in counts_for(Scope(sessions_stale=False)).totals
         True
         >>> counts_for(Scope(tz="Europe/Paris", sessions_stale=False)) == from_requests(
         ...     Scope(tz="Europe/Paris", sessions_stale=False))
@@ -123,27 +123,7 @@ def counts_for(scope: Scope) -> Counted:
     """
     if not _answers(scope):
         return from_requests(scope)
-    firsts = f"(SELECT * FROM {sessions_from(scope)} WHERE first_of_day)"
-    pages = f"(SELECT * FROM requests r WHERE {scope.where('r', pages=True)})"
-
-    def by(name: str, of_session: str, of_request: str, v: str, n: str) -> str:
-        return (
-            f"(SELECT coalesce(s.k, p.k) AS {name}, coalesce(s.v, 0) AS {v}, "
-            f"coalesce(p.n, 0) AS {n} FROM "
-            f"(SELECT {of_session} AS k, count(*) AS v FROM {firsts} GROUP BY 1) s FULL JOIN "
-            f"(SELECT {of_request} AS k, count(*) AS n FROM {pages} GROUP BY 1) p "
-            "ON s.k IS NOT DISTINCT FROM p.k)"
-        )
-
-    return Counted(
-        totals=(
-            f"(SELECT (SELECT count(*) FROM {firsts}) AS visitors, "
-            f"(SELECT count(*) FROM {pages}) AS pageviews)"
-        ),
-        series=by("bucket", "start::DATE", "ts::DATE", "visitors", "pageviews"),
-        countries=by("value", "country", "country", "visitors", "pageviews"),
-        agents=by("ua_id", "ua_id", "ua_id", "v", "n"),
-    )
+    return _from_daily(lambda per: f"({_daily_sql(scope, (per,))})")
 
 
 def _answers(scope: Scope) -> bool:
@@ -153,43 +133,52 @@ def _answers(scope: Scope) -> bool:
     return stored(scope) and scope.tz == "UTC"
 
 
-def _daily_sql(scope: Scope) -> str | None:
-    """SQL of the table `counted` makes, when the sessions answer (`_answers`), from their
-    daily firsts and from the requests, which hold every pageview (those of Do Not Track
-    requests too): per `side` (s: visitors, p: pageviews), one grouping set each per
-    `day`, `country`, `ua_id` and all (`per`)."""
-    if not _answers(scope):
-        return None
-    sets = "GROUPING SETS ((day), (country), (ua_id), ())"
-    per = (
-        "CASE grouping(day, country, ua_id) WHEN 3 THEN 'day' WHEN 5 THEN 'country' "
-        "WHEN 6 THEN 'ua_id' ELSE 'all' END"
-    )
+#: What the daily counts are grouped by (`per`): one grouping set each.
+PER = ("day", "country", "ua_id", "all")
+
+
+def _daily_sql(scope: Scope, per: Sequence[str] = PER) -> str:
+    """SQL of the daily counts in `scope`, from the stored sessions' daily firsts and from
+    the requests, which hold every pageview (those of Do Not Track requests too): per
+    `side` (s: visitors, p: pageviews), one grouping set per name of `per` (`PER`)."""
+    sets = ", ".join("()" if key == "all" else f"({key})" for key in per)
+    if len(per) == 1:  # one grouping: grouping() and the other columns have no place
+        named = f"'{per[0]}'"
+        keys = ", ".join(k if k == per[0] else f"NULL AS {k}" for k in ("day", "country", "ua_id"))
+    else:
+        named = (
+            "CASE grouping(day, country, ua_id) WHEN 3 THEN 'day' WHEN 5 THEN 'country' "
+            "WHEN 6 THEN 'ua_id' ELSE 'all' END"
+        )
+        keys = "day, country, ua_id"
     return f"""
-        SELECT 's' AS side, {per} AS per, day, country, ua_id, count(*) AS n
+        SELECT 's' AS side, {named} AS per, {keys}, count(*) AS n
         FROM (SELECT start::DATE AS day, country, ua_id FROM {sessions_from(scope)}
-              WHERE first_of_day) GROUP BY {sets}
+              WHERE first_of_day) GROUP BY GROUPING SETS ({sets})
         UNION ALL
-        SELECT 'p', {per}, day, country, ua_id, count(*)
+        SELECT 'p', {named}, {keys}, count(*)
         FROM (SELECT ts::DATE AS day, country, ua_id FROM requests r
-              WHERE {scope.where("r", pages=True)}) GROUP BY {sets}
+              WHERE {scope.where("r", pages=True)}) GROUP BY GROUPING SETS ({sets})
     """
 
 
-def _from_daily(table: str) -> Counted:
+def _from_daily(source: Callable[[str], str]) -> Counted:
+    """The relations over daily counts (`_daily_sql`); `source(per)` names those grouped
+    per `per`: one table of them all, or a query of that grouping alone."""
+
     def by(key: str, name: str, v: str, n: str) -> str:
+        sides = (
+            f"coalesce(sum(n) FILTER (side = 's'), 0) AS {v}, "
+            f"coalesce(sum(n) FILTER (side = 'p'), 0) AS {n}"
+        )
+        if key == "all":
+            return f"(SELECT {sides} FROM {source(key)} WHERE per = 'all')"
         return (
-            f"(SELECT {key} AS {name}, coalesce(sum(n) FILTER (side = 's'), 0) AS {v}, "
-            f"coalesce(sum(n) FILTER (side = 'p'), 0) AS {n} FROM {table} "
-            f"WHERE per = '{key}' GROUP BY 1)"
+            f"(SELECT {key} AS {name}, {sides} FROM {source(key)} WHERE per = '{key}' GROUP BY 1)"
         )
 
     return Counted(
-        totals=(
-            "(SELECT coalesce(sum(n) FILTER (side = 's'), 0) AS visitors, "
-            f"coalesce(sum(n) FILTER (side = 'p'), 0) AS pageviews FROM {table} "
-            "WHERE per = 'all')"
-        ),
+        totals=by("all", "", "visitors", "pageviews"),
         series=by("day", "bucket", "visitors", "pageviews"),
         countries=by("country", "value", "visitors", "pageviews"),
         agents=by("ua_id", "ua_id", "v", "n"),
@@ -199,15 +188,17 @@ def _from_daily(table: str) -> Counted:
 @contextmanager
 def counted(con: duckdb.DuckDBPyConnection, scope: Scope, unit: Unit = "day") -> Iterator[Counted]:
     """Visitors and pageviews in scope for several tables at once (the dashboard's), for
-    the block: from the sessions when they answer (`_daily_sql`), else from the
-    pageviews grouped once per visitor, user agent, country, day and bucket into a temporary
-    table. The user agents' counts, read three times, are kept in one."""
-    daily = _daily_sql(scope) if unit == "day" else None
+    the block: from the sessions when they answer (`_daily_sql`, all its groupings in one
+    pass into a small table), else from the pageviews grouped once per visitor, user
+    agent, country, day and bucket into a temporary table. The user agents' counts, read
+    three times, are kept in one."""
     made = ["counted_agents"]
-    if daily is not None:
+    if unit == "day" and _answers(scope):
         made.append("counted_daily")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE counted_daily AS {daily}", scope.params)
-        found = _from_daily("counted_daily")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE counted_daily AS {_daily_sql(scope)}", scope.params
+        )
+        found = _from_daily(lambda per: "counted_daily")
     else:
         made.append("counted_pageviews")
         hour = ", bucket" if unit == "hour" else ""  # per day, the bucket is the day
