@@ -122,8 +122,7 @@ class Scope:
         if self.until is not None:
             out.append(f"{a}ts < $until" + (f" +{pad}" if pad else ""))
         if self.host:
-            own = f" OR {a}host IS NULL" if self.host_is_site else ""
-            out.append(f"({strip_www_sql(f'lower({a}host)')} = $host{own})")
+            out.append(self.host_sql(f"{a}host"))
         if self.path:
             out.append(f"{a}path GLOB $path")
         include = self.include_bots if bots is None else bots
@@ -136,6 +135,12 @@ class Scope:
         elif not include:
             out.append(f"NOT coalesce({a}is_bot, FALSE)")
         return " AND ".join(out) or "TRUE"
+
+    def host_sql(self, column: str) -> str:
+        """SQL condition: `column` is the scope's --host (`www.` and case aside; parameter
+        `$host`), or NULL when that host is the site's own (a log without $host)."""
+        own = f" OR {column} IS NULL" if self.host_is_site else ""
+        return f"({strip_www_sql(f'lower({column})')} = $host{own})"
 
     def local(self, column: str = "ts") -> str:
         """SQL: a UTC timestamp column as local time in the scope's time zone."""
@@ -205,8 +210,7 @@ def sessions_from(scope: Scope) -> str:
         out.append("start < $until")
     if stored(scope):
         if scope.host:
-            own = " OR host IS NULL" if scope.host_is_site else ""
-            out.append(f"({strip_www_sql('lower(host)')} = $host{own})")
+            out.append(scope.host_sql("host"))
         return f"(SELECT *, {DERIVED} FROM sessions WHERE {' AND '.join(out) or 'TRUE'})"
     # From the requests: those of the period and a day either side (a session that
     # starts in the period may end after it), then keep the sessions starting in it.

@@ -10,15 +10,14 @@ dashboard page shows.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 from ..enrich import DEFAULT_ASSET_EXTENSIONS, DEFAULT_NON_PAGES
 from ..errors import ConfigError
 from ..model import Report
 from ..scope import DEFAULT_GAP, Scope, period
-from ..store import Store, dirty_window, site_hosts
-from ._util import frugally
+from ..store import Store
+from ._util import frugally, settled
 from .breakdowns import (
     bots,
     browsers,
@@ -139,10 +138,7 @@ def report(
     )
     # Attached for the whole report: one open of the file, not one per query.
     with store.attached() as db:
-        # An import is running, or one was killed: its sessions are made from the requests.
-        scope = replace(scope, sessions_stale=dirty_window(db) is not None)
-        if scope.host and scope.params["host"] in site_hosts(db):
-            scope = replace(scope, host_is_site=True)  # a log without $host: the site's
+        scope = settled(db, scope)
         return frugally(store, lambda: fn(store, scope))
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TypeVar
 
 import duckdb
 
 from ..scope import Scope
-from ..store import Store
+from ..store import Store, dirty_window, site_hosts
 
 T = TypeVar("T")
 
@@ -36,6 +37,16 @@ def frugally(store: Store, run: Callable[[], T]) -> T:
             return run()
     finally:
         con.execute(f"SET memory_limit = '{store.memory_limit}'")
+
+
+def settled(db: duckdb.DuckDBPyConnection, scope: Scope) -> Scope:
+    """`scope` as the attached store has it: whether its stored sessions may lag (an
+    import is running, or one was killed: sessions are then made from the requests), and
+    whether --host is the site's own (a log without $host: its requests are the site's)."""
+    scope = replace(scope, sessions_stale=dirty_window(db) is not None)
+    if scope.host and scope.params["host"] in site_hosts(db):
+        scope = replace(scope, host_is_site=True)
+    return scope
 
 
 def rows(store: Store, scope: Scope, sql: str) -> list[tuple[object, ...]]:

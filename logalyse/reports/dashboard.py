@@ -12,8 +12,8 @@ import duckdb
 from ..enrich.geo import credit_for
 from ..model import Dashboard, Section, Series, Tile
 from ..scope import Scope, sessions_from
-from ..store import Store, dirty_window, site_hosts
-from ._util import frugally
+from ..store import Store, site_hosts
+from ._util import frugally, settled
 from .breakdowns import bots, browsers, countries, devices, not_found, os_families, pages
 from .counting import Counted, Unit, counted
 from .overview import overview
@@ -39,9 +39,7 @@ def dashboard(store: Store, scope: Scope, *, title: str | None = None) -> Dashbo
 
 def _dashboard(store: Store, scope: Scope, title: str | None) -> Dashboard:
     with store.attached() as db:
-        scope = replace(scope, sessions_stale=dirty_window(db) is not None)
-        if scope.host and scope.params["host"] in site_hosts(db):
-            scope = replace(scope, host_is_site=True)
+        scope = settled(db, scope)
         (with_country,) = db.execute(
             "SELECT count(*) FROM requests WHERE country IS NOT NULL"
         ).fetchall()[0]
