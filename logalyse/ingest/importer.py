@@ -15,8 +15,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import duckdb
-
 from ..enrich import GeoIP
 from ..enrich.behaviour import mark_machines
 from ..formats import printable
@@ -262,20 +260,17 @@ class Importer:
         DuckDB evicts the blocks of the file it has read instead of keeping them all; if a
         bucket needs more (a visitor with a great many pageviews), again without it.
         """
-        db, con = self.store.con, self.pipe.con  # the connection that USEs the file; ours
+        db = self.store.con  # the connection that USEs the file
         try:
             with self.pipe.db():
                 window = dirty_window(db)
-                try:
-                    con.execute(f"SET memory_limit = '{limits.REMAKE_MEMORY_LIMIT}'")
+
+                def remake() -> None:  # run again if it fails: rolled back, still dirty
                     self._mark_machines(db, window)
                     remake_dirty_sessions(db)
-                except duckdb.OutOfMemoryException:  # rolled back: the window is still dirty
-                    con.execute(f"SET memory_limit = '{self.store.memory_limit}'")
-                    self._mark_machines(db, window)
-                    remake_dirty_sessions(db)
+
+                self.store.under_memory_limit(limits.REMAKE_MEMORY_LIMIT, remake)
         finally:
-            con.execute(f"SET memory_limit = '{self.store.memory_limit}'")
             purge_duckdb_memory()
 
     def close_days(self, now: datetime | None = None) -> list[str]:

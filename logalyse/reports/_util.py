@@ -20,23 +20,9 @@ REPORT_MEMORY_LIMIT = "40MB"
 
 
 def frugally(store: Store, run: Callable[[], T]) -> T:
-    """`run()` (a report's queries) under REPORT_MEMORY_LIMIT; if one of them needs more,
-    `run()` again under the store's own limit. Where the instance already holds more
-    than that limit (an in-memory store of exports, a tail between flushes), `run()`
-    runs once, under the store's limit."""
-    con = store.con
-    try:
-        try:
-            con.execute(f"SET memory_limit = '{REPORT_MEMORY_LIMIT}'")
-        except duckdb.OutOfMemoryException:  # could not free enough: it holds more
-            return run()
-        try:
-            return run()
-        except duckdb.OutOfMemoryException:
-            con.execute(f"SET memory_limit = '{store.memory_limit}'")
-            return run()
-    finally:
-        con.execute(f"SET memory_limit = '{store.memory_limit}'")
+    """`run()` (a report's queries) under REPORT_MEMORY_LIMIT, again without it if one of
+    them needs more (`Store.under_memory_limit`)."""
+    return store.under_memory_limit(REPORT_MEMORY_LIMIT, run)
 
 
 def settled(db: duckdb.DuckDBPyConnection, scope: Scope) -> Scope:

@@ -17,10 +17,10 @@ import os
 import random
 import secrets
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
@@ -30,6 +30,8 @@ from ..quote import sql_literal
 from .migrations import MIGRATIONS
 from .tables import SCHEMA_VERSION, create_tables
 from .tx import transaction
+
+T = TypeVar("T")
 
 DEFAULT_LOCK_TIMEOUT = 10.0
 DEFAULT_MEMORY_LIMIT = "1GB"
@@ -137,6 +139,25 @@ class Store:
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """Another connection to the same in-memory instance (for another thread)."""
         return _setup(self.con.cursor())
+
+    def under_memory_limit(self, limit: str, run: Callable[[], T]) -> T:
+        """`run()` under a DuckDB memory `limit`: DuckDB then drops the blocks of the file it
+        has read instead of keeping them up to the store's limit. If a query needs more,
+        `run()` again under the store's own limit (so `run` must be able to run twice: a
+        failed transaction rolls back). Where the instance already holds more than `limit`
+        (an in-memory store of exports), `run()` runs once, under the store's limit."""
+        try:
+            try:
+                self.con.execute(f"SET memory_limit = '{limit}'")
+            except duckdb.OutOfMemoryException:  # could not free enough: it holds more
+                return run()
+            try:
+                return run()
+            except duckdb.OutOfMemoryException:
+                self.con.execute(f"SET memory_limit = '{self.memory_limit}'")
+                return run()
+        finally:
+            self.con.execute(f"SET memory_limit = '{self.memory_limit}'")
 
     @property
     def memory_limit(self) -> str:
